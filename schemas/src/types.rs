@@ -1,0 +1,216 @@
+//! Rust mirrors of the `.avsc` records. Field names and order follow the schema files; the
+//! tests at the bottom fail when the two drift apart.
+
+use serde::{Deserialize, Serialize};
+
+/// What a [`BookingCommand`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BookingCommandKind {
+    Create,
+    Cancel,
+    Reschedule,
+}
+
+/// A command on `booking.requests` (schema `com.citaflow.booking.v1.BookingCommand`).
+/// Ids are UUID strings and times are Unix epoch milliseconds, as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingCommand {
+    pub command_id: String,
+    pub kind: BookingCommandKind,
+    pub booking_id: String,
+    pub doctor_id: String,
+    pub patient_id: Option<String>,
+    pub center_id: Option<String>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub reason: Option<String>,
+    pub previous_booking_id: Option<String>,
+    pub requested_by: Option<String>,
+    pub requested_at: i64,
+}
+
+/// What a [`BookingEvent`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BookingEventKind {
+    Confirmed,
+    Rejected,
+    Cancelled,
+    Rescheduled,
+}
+
+/// Status of a booking after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BookingStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+    Cancelled,
+}
+
+/// An event on `booking.events` (schema `com.citaflow.booking.v1.BookingEvent`). It carries no
+/// personal data: consumers resolve contact details from the directory when they need them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingEvent {
+    pub event_id: String,
+    pub kind: BookingEventKind,
+    pub booking_id: String,
+    pub command_id: String,
+    pub doctor_id: String,
+    pub patient_id: String,
+    pub center_id: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub status: BookingStatus,
+    pub reason_code: Option<String>,
+    pub reason_message: Option<String>,
+    pub previous_booking_id: Option<String>,
+    pub occurred_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AvroRecord;
+    use apache_avro::{Schema, types::Value};
+
+    fn command() -> BookingCommand {
+        BookingCommand {
+            command_id: "0c5e7f7e-8f1d-4c55-9d7c-2d0c7a0f3b11".into(),
+            kind: BookingCommandKind::Reschedule,
+            booking_id: "4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f".into(),
+            doctor_id: "a3c1e2f4-0000-4000-8000-000000000001".into(),
+            patient_id: Some("a3c1e2f4-0000-4000-8000-000000000002".into()),
+            center_id: Some("a3c1e2f4-0000-4000-8000-000000000003".into()),
+            starts_at: Some(1_900_000_000_000),
+            ends_at: Some(1_900_001_800_000),
+            reason: Some("revisión".into()),
+            previous_booking_id: Some("a3c1e2f4-0000-4000-8000-000000000004".into()),
+            requested_by: None,
+            requested_at: 1_899_000_000_000,
+        }
+    }
+
+    fn event() -> BookingEvent {
+        BookingEvent {
+            event_id: "e0000000-0000-4000-8000-000000000001".into(),
+            kind: BookingEventKind::Rejected,
+            booking_id: "4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f".into(),
+            command_id: "0c5e7f7e-8f1d-4c55-9d7c-2d0c7a0f3b11".into(),
+            doctor_id: "a3c1e2f4-0000-4000-8000-000000000001".into(),
+            patient_id: "a3c1e2f4-0000-4000-8000-000000000002".into(),
+            center_id: "a3c1e2f4-0000-4000-8000-000000000003".into(),
+            starts_at: 1_900_000_000_000,
+            ends_at: 1_900_001_800_000,
+            status: BookingStatus::Rejected,
+            reason_code: Some("slot_taken".into()),
+            reason_message: Some("The doctor already has an appointment then.".into()),
+            previous_booking_id: None,
+            occurred_at: 1_899_000_000_500,
+        }
+    }
+
+    /// Field names of the record in the `.avsc`, in order.
+    fn schema_fields(avsc: &str) -> Vec<String> {
+        match Schema::parse_str(avsc).expect("the .avsc parses") {
+            Schema::Record(record) => record.fields.iter().map(|f| f.name.clone()).collect(),
+            other => panic!("expected a record schema, got {other:?}"),
+        }
+    }
+
+    /// Field names the Rust type produces, in order.
+    fn rust_fields<T: serde::Serialize>(value: &T) -> Vec<String> {
+        match apache_avro::to_value(value).expect("serializes") {
+            Value::Record(fields) => fields.into_iter().map(|(name, _)| name).collect(),
+            other => panic!("expected a record, got {other:?}"),
+        }
+    }
+
+    fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(value: &T) {
+        let schema = Schema::parse_str(T::AVSC).unwrap();
+        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_ser_to_vec(value)
+            .expect("the Rust value is valid for the .avsc");
+        let decoded = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+            .build()
+            .unwrap()
+            .read_value(&mut bytes.as_slice())
+            .unwrap();
+        let back: T = apache_avro::from_value(&decoded).unwrap();
+        assert_eq!(&back, value);
+    }
+
+    #[test]
+    fn command_type_matches_its_avsc() {
+        assert_eq!(rust_fields(&command()), schema_fields(crate::BOOKING_COMMAND_AVSC));
+        round_trip(&command());
+    }
+
+    #[test]
+    fn event_type_matches_its_avsc() {
+        assert_eq!(rust_fields(&event()), schema_fields(crate::BOOKING_EVENT_AVSC));
+        round_trip(&event());
+    }
+
+    #[test]
+    fn optional_fields_round_trip_as_null() {
+        let mut c = command();
+        c.kind = BookingCommandKind::Cancel;
+        c.patient_id = None;
+        c.center_id = None;
+        c.starts_at = None;
+        c.ends_at = None;
+        c.reason = None;
+        c.previous_booking_id = None;
+        round_trip(&c);
+    }
+
+    #[test]
+    fn enum_symbols_match_the_rust_variants() {
+        for kind in [
+            BookingEventKind::Confirmed,
+            BookingEventKind::Rejected,
+            BookingEventKind::Cancelled,
+            BookingEventKind::Rescheduled,
+        ] {
+            let mut e = event();
+            e.kind = kind;
+            round_trip(&e);
+        }
+        for status in [
+            BookingStatus::Pending,
+            BookingStatus::Confirmed,
+            BookingStatus::Rejected,
+            BookingStatus::Cancelled,
+        ] {
+            let mut e = event();
+            e.status = status;
+            round_trip(&e);
+        }
+        for kind in [
+            BookingCommandKind::Create,
+            BookingCommandKind::Cancel,
+            BookingCommandKind::Reschedule,
+        ] {
+            let mut c = command();
+            c.kind = kind;
+            round_trip(&c);
+        }
+    }
+
+    #[test]
+    fn events_have_no_field_for_personal_data() {
+        for field in schema_fields(crate::BOOKING_EVENT_AVSC) {
+            for banned in ["name", "email", "phone", "reason"] {
+                assert!(
+                    !(field.contains(banned) && field != "reason_code" && field != "reason_message"),
+                    "booking.events must not carry `{field}`"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Operational HTTP endpoints every service serves: `/health/live`, `/health/ready` and
+//! Prometheus `/metrics`.
+
+use std::{future::Future, pin::Pin, sync::Arc, sync::OnceLock};
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+/// One dependency whose health decides readiness.
+pub type Check = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// The readiness checks of a service, by name.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+}
+
+impl Readiness {
+    pub fn with<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.checks.push((name, Arc::new(move || Box::pin(check()))));
+        self
+    }
+
+    /// Runs every check (each bounded by its own timeout) and reports them by name.
+    pub async fn report(&self) -> (bool, serde_json::Value) {
+        let mut ok = true;
+        let mut checks = serde_json::Map::new();
+        for (name, check) in &self.checks {
+            let up = check().await;
+            ok &= up;
+            checks.insert(name.to_string(), json!(if up { "up" } else { "down" }));
+        }
+        (ok, json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks }))
+    }
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade is global by design).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the Prometheus recorder is installed once per process")
+        })
+        .clone()
+}
+
+/// `/health/live`, `/health/ready` and `/metrics`.
+pub fn router(readiness: Readiness) -> Router {
+    let handle = metrics_handle();
+    Router::new()
+        .route("/health/live", get(|| async { Json(json!({ "status": "live" })) }))
+        .route("/health/ready", get(ready).with_state(readiness))
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (ok, body) = readiness.report().await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}

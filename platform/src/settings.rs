@@ -1,0 +1,473 @@
+//! Layered configuration: built-in defaults → optional TOML file (`CITAFLOW_CONFIG`) →
+//! `CITAFLOW__SECTION__KEY` environment variables.
+//!
+//! Every service reads the same [`Settings`] so one environment (a `.env` file, a Helm
+//! ConfigMap) fits them all; each service checks the sections it needs at start-up. Unknown
+//! keys are errors, so a misspelt variable stops the service instead of being ignored.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Environment variable naming an optional TOML settings file.
+pub const CONFIG_FILE_VAR: &str = "CITAFLOW_CONFIG";
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "CITAFLOW__";
+
+/// All settings of all services.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+    pub registry: RegistrySettings,
+    pub topics: TopicSettings,
+    pub auth: AuthSettings,
+    pub api: ApiSettings,
+    pub processor: ProcessorSettings,
+    pub notifier: NotifierSettings,
+    pub smtp: SmtpSettings,
+    pub sms: SmsSettings,
+}
+
+impl Settings {
+    /// Loads settings from the file named by `CITAFLOW_CONFIG` (if any) and the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let file = std::env::var_os(CONFIG_FILE_VAR);
+        Self::load_from(file.as_deref().map(Path::new), Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Loads settings from an optional file and an environment provider (tests pass their own).
+    pub fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                bail!("settings file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment
+            .merge(env)
+            .extract()
+            .context("invalid settings (check CITAFLOW__* variables and the settings file)")?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Cross-field checks shared by every service.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            bail!("kafka.bootstrap_servers must not be empty");
+        }
+        if self.topics.retry_delays_ms.iter().any(|d| *d == 0) {
+            bail!("topics.retry_delays_ms must be positive");
+        }
+        if self.topics.retry_delays_ms.windows(2).any(|w| w[0] > w[1]) {
+            bail!("topics.retry_delays_ms must not decrease");
+        }
+        if self.processor.drain_timeout_ms == 0 {
+            bail!("processor.drain_timeout_ms must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Where a service's HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8080 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `info,booking_processor=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Json, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://citaflow:citaflow@127.0.0.1:55432/citaflow"),
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
+            statement_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: String,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<SecretString>,
+    /// Upper bound for one produce, including librdkafka's own retries.
+    pub message_timeout_ms: u64,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            security_protocol: "plaintext".into(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            message_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// Root of the Confluent-compatible API, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:8081/apis/ccompat/v7".into(), timeout_ms: 5_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicSettings {
+    pub requests: String,
+    pub events: String,
+    pub dlq: String,
+    /// Delays of the retry topics, shortest first; one topic each, named
+    /// `<requests>.retry.<delay>` (e.g. `booking.requests.retry.10s`).
+    pub retry_delays_ms: Vec<u64>,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            requests: "booking.requests".into(),
+            events: "booking.events".into(),
+            dlq: "booking.requests.dlq".into(),
+            retry_delays_ms: vec![1_000, 10_000, 60_000],
+        }
+    }
+}
+
+impl TopicSettings {
+    /// Names of the retry topics, in the order of `retry_delays_ms`.
+    pub fn retry_topics(&self) -> Vec<String> {
+        self.retry_delays_ms
+            .iter()
+            .map(|ms| format!("{}.retry.{}", self.requests, delay_label(*ms)))
+            .collect()
+    }
+}
+
+/// `1000` → `1s`, `1500` → `1500ms`.
+pub fn delay_label(ms: u64) -> String {
+    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// HMAC key for JWTs; at least 32 bytes. Required by ingest-api.
+    pub jwt_secret: Option<SecretString>,
+    pub issuer: String,
+    pub audience: String,
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            issuer: "citaflow".into(),
+            audience: "citaflow-api".into(),
+            token_ttl_secs: 3_600,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// The signing key, refusing a missing or weak one.
+    pub fn signing_key(&self) -> anyhow::Result<&[u8]> {
+        let Some(secret) = &self.jwt_secret else {
+            bail!("auth.jwt_secret is required (CITAFLOW__AUTH__JWT_SECRET)");
+        };
+        let key = secret.expose_secret().as_bytes();
+        if key.len() < 32 {
+            bail!("auth.jwt_secret is too weak: use at least 32 random bytes");
+        }
+        if key.iter().all(|b| *b == key[0]) {
+            bail!("auth.jwt_secret is too weak: it repeats one character");
+        }
+        Ok(key)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Longest `Prefer: wait=N` honoured, in seconds.
+    pub max_wait_secs: u64,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { max_wait_secs: 30, body_limit_bytes: 2 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorSettings {
+    pub group_id: String,
+    /// Deadline for in-flight work after SIGTERM or a partition revocation.
+    pub drain_timeout_ms: u64,
+    /// Shortest appointment accepted, in minutes.
+    pub min_duration_minutes: i64,
+    /// Longest appointment accepted, in minutes.
+    pub max_duration_minutes: i64,
+}
+
+impl Default for ProcessorSettings {
+    fn default() -> Self {
+        Self {
+            group_id: "booking-processor".into(),
+            drain_timeout_ms: 20_000,
+            min_duration_minutes: 5,
+            max_duration_minutes: 480,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierSettings {
+    pub channel: Channel,
+    /// Consumer group; defaults to `notifier-<channel>`.
+    pub group_id: Option<String>,
+    /// Language used when neither patient nor center says (`es` or `en`).
+    pub default_language: String,
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for NotifierSettings {
+    fn default() -> Self {
+        Self {
+            channel: Channel::Email,
+            group_id: None,
+            default_language: "es".into(),
+            drain_timeout_ms: 20_000,
+        }
+    }
+}
+
+impl NotifierSettings {
+    pub fn group_id(&self) -> String {
+        self.group_id.clone().unwrap_or_else(|| format!("notifier-{}", self.channel.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (local Mailpit).
+    None,
+    /// STARTTLS upgrade on the submission port.
+    Starttls,
+    /// Implicit TLS (SMTPS).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1025,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "Citaflow <citas@citaflow.local>".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// Base URL of the Twilio-compatible Messages API.
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: Option<SecretString>,
+    /// Sender number (E.164).
+    pub from: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8099".into(),
+            account_sid: "ACcitaflowlocal".into(),
+            auth_token: None,
+            from: "+34600000000".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CITAFLOW__KAFKA__BOOTSTRAP_SERVERS", "10.0.0.1:9092");
+            jail.set_env("CITAFLOW__HTTP__PORT", "9999");
+            jail.set_env("CITAFLOW__TOPICS__RETRY_DELAYS_MS", "[500, 2000]");
+            let s = Settings::load_from(None, Env::prefixed(ENV_PREFIX).split("__")).unwrap();
+            assert_eq!(s.kafka.bootstrap_servers, "10.0.0.1:9092");
+            assert_eq!(s.http.port, 9999);
+            assert_eq!(
+                s.topics.retry_topics(),
+                vec!["booking.requests.retry.500ms", "booking.requests.retry.2s"]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_is_layered_under_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[http]\nport = 7000\nhost = \"0.0.0.0\"\n")?;
+            jail.set_env("CITAFLOW__HTTP__PORT", "7001");
+            let s = Settings::load_from(
+                Some(Path::new("c.toml")),
+                Env::prefixed(ENV_PREFIX).split("__"),
+            )
+            .unwrap();
+            assert_eq!(s.http.port, 7001);
+            assert_eq!(s.http.host, "0.0.0.0");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CITAFLOW__KAFKA__BOOTSTRAP_SERVER", "typo:9092");
+            let err = Settings::load_from(None, Env::prefixed(ENV_PREFIX).split("__"));
+            assert!(err.is_err(), "a misspelt key must be refused");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CITAFLOW__DATABASE__URL", "postgres://u:hunter2@db/x");
+            let s = Settings::load_from(None, Env::prefixed(ENV_PREFIX).split("__")).unwrap();
+            assert!(!format!("{s:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn weak_or_missing_jwt_keys_are_refused() {
+        let mut auth = AuthSettings::default();
+        assert!(auth.signing_key().is_err());
+        auth.jwt_secret = Some(SecretString::from("short"));
+        assert!(auth.signing_key().is_err());
+        auth.jwt_secret = Some(SecretString::from("a".repeat(64)));
+        assert!(auth.signing_key().is_err());
+        auth.jwt_secret = Some(SecretString::from("3f9a1c2b7d4e6f8091a2b3c4d5e6f7081920a1b2c3d4e5f6"));
+        assert!(auth.signing_key().is_ok());
+    }
+
+    #[test]
+    fn decreasing_retry_delays_are_refused() {
+        let mut s = Settings::default();
+        s.topics.retry_delays_ms = vec![10_000, 1_000];
+        assert!(s.check().is_err());
+    }
+}

@@ -1,0 +1,529 @@
+//! The decision: one database transaction per command that checks the rules, writes the
+//! outcome, records the events to publish and marks the command processed.
+//!
+//! Guarantees kept here:
+//! - Idempotency: a command already in `processed_commands` is not decided again; its
+//!   recorded events are returned so they can be published again (a crash may have happened
+//!   between the commit and the publish).
+//! - No double booking: a per-doctor advisory lock serialises deciders of one doctor across
+//!   processor replicas, and the `appointments_no_overlap` exclusion constraint is the final
+//!   word (SQLSTATE 23P01 becomes a `slot_taken` rejection).
+//! - Event ids are derived from the command id, so an event decided twice (a crash before the
+//!   commit) keeps its id and consumers de-duplicate it.
+
+use chrono::{DateTime, Utc};
+use citaflow_schemas::{BookingEvent, BookingEventKind, BookingStatus};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::{
+    command::{Action, Cancel, Command, Create},
+    error::ProcessError,
+};
+
+/// Limits on what a booking may look like.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub min_duration_minutes: i64,
+    pub max_duration_minutes: i64,
+}
+
+/// A business rejection: final, never retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Decides `command` and returns the events to publish (already recorded).
+pub async fn decide(
+    pool: &PgPool,
+    rules: Rules,
+    command: &Command,
+) -> Result<Vec<BookingEvent>, ProcessError> {
+    let mut tx = pool.begin().await?;
+    if already_processed(&mut tx, command.command_id).await? {
+        drop(tx);
+        return recorded_events(pool, command.command_id).await;
+    }
+    let doctor_id = match &command.action {
+        Action::Create(c) | Action::Reschedule(c) => c.doctor_id,
+        Action::Cancel(c) => c.doctor_id,
+    };
+    // Serialise deciders of one doctor across replicas (the partitioning already does, except
+    // during a rebalance hand-over).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+        .bind(doctor_id)
+        .execute(&mut *tx)
+        .await?;
+
+    let now = Utc::now();
+    let drafts = match &command.action {
+        Action::Create(create) => decide_create(&mut tx, rules, command, create, now).await?,
+        Action::Cancel(cancel) => decide_cancel(&mut tx, cancel, now).await?,
+        Action::Reschedule(create) => {
+            decide_reschedule(&mut tx, rules, command, create, now).await?
+        }
+    };
+
+    let mut events = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let event = draft.into_event(command.command_id, now);
+        sqlx::query(
+            "INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(Uuid::parse_str(&event.event_id).expect("generated"))
+        .bind(command.command_id)
+        .bind(Uuid::parse_str(&event.booking_id).expect("generated"))
+        .bind(format!("{:?}", event.kind).to_uppercase())
+        .bind(sqlx::types::Json(&event))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        events.push(event);
+    }
+    sqlx::query(
+        "INSERT INTO processed_commands (command_id, booking_id, kind) VALUES ($1, $2, $3)",
+    )
+    .bind(command.command_id)
+    .bind(command.booking_id())
+    .bind(command.kind())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(events)
+}
+
+async fn already_processed(conn: &mut PgConnection, command_id: Uuid) -> Result<bool, ProcessError> {
+    Ok(sqlx::query("SELECT 1 FROM processed_commands WHERE command_id = $1")
+        .bind(command_id)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+/// The events recorded for a processed command, in the order they were decided.
+pub async fn recorded_events(
+    pool: &PgPool,
+    command_id: Uuid,
+) -> Result<Vec<BookingEvent>, ProcessError> {
+    let rows = sqlx::query("SELECT payload FROM booking_events WHERE command_id = $1 ORDER BY seq")
+        .bind(command_id)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let payload: sqlx::types::Json<BookingEvent> = row.try_get("payload")?;
+            Ok(payload.0)
+        })
+        .collect()
+}
+
+/// An event before its id and time are fixed.
+struct Draft {
+    kind: BookingEventKind,
+    status: BookingStatus,
+    booking_id: Uuid,
+    doctor_id: Uuid,
+    patient_id: Uuid,
+    center_id: Uuid,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    rejection: Option<Rejection>,
+    previous_booking_id: Option<Uuid>,
+}
+
+impl Draft {
+    fn into_event(self, command_id: Uuid, now: DateTime<Utc>) -> BookingEvent {
+        let label = format!("{:?}:{}", self.kind, self.booking_id);
+        BookingEvent {
+            event_id: Uuid::new_v5(&command_id, label.as_bytes()).to_string(),
+            kind: self.kind,
+            booking_id: self.booking_id.to_string(),
+            command_id: command_id.to_string(),
+            doctor_id: self.doctor_id.to_string(),
+            patient_id: self.patient_id.to_string(),
+            center_id: self.center_id.to_string(),
+            starts_at: self.starts_at.timestamp_millis(),
+            ends_at: self.ends_at.timestamp_millis(),
+            status: self.status,
+            reason_code: self.rejection.as_ref().map(|r| r.code.to_string()),
+            reason_message: self.rejection.map(|r| r.message),
+            previous_booking_id: self.previous_booking_id.map(|id| id.to_string()),
+            occurred_at: now.timestamp_millis(),
+        }
+    }
+
+    fn for_create(
+        create: &Create,
+        kind: BookingEventKind,
+        status: BookingStatus,
+        rejection: Option<Rejection>,
+    ) -> Self {
+        Draft {
+            kind,
+            status,
+            booking_id: create.booking_id,
+            doctor_id: create.doctor_id,
+            patient_id: create.patient_id,
+            center_id: create.center_id,
+            starts_at: create.slot.starts_at,
+            ends_at: create.slot.ends_at,
+            rejection,
+            previous_booking_id: create.previous_booking_id,
+        }
+    }
+}
+
+/// The rules every new appointment must pass, checked against the database.
+async fn check_rules(
+    conn: &mut PgConnection,
+    rules: Rules,
+    create: &Create,
+    now: DateTime<Utc>,
+) -> Result<Option<Rejection>, ProcessError> {
+    let doctor: Option<bool> = sqlx::query_scalar("SELECT active FROM doctors WHERE id = $1")
+        .bind(create.doctor_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match doctor {
+        None => return Ok(Some(Rejection::new("doctor_not_found", "The doctor does not exist."))),
+        Some(false) => {
+            return Ok(Some(Rejection::new("doctor_inactive", "The doctor is not active.")));
+        }
+        Some(true) => {}
+    }
+    let center: Option<bool> = sqlx::query_scalar("SELECT active FROM centers WHERE id = $1")
+        .bind(create.center_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match center {
+        None => return Ok(Some(Rejection::new("center_not_found", "The center does not exist."))),
+        Some(false) => {
+            return Ok(Some(Rejection::new("center_inactive", "The center is not active.")));
+        }
+        Some(true) => {}
+    }
+    let patient: Option<String> = sqlx::query_scalar("SELECT status FROM patients WHERE id = $1")
+        .bind(create.patient_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match patient.as_deref() {
+        None => {
+            return Ok(Some(Rejection::new("patient_not_found", "The patient does not exist.")));
+        }
+        Some("ACTIVE") => {}
+        Some(_) => {
+            return Ok(Some(Rejection::new("patient_inactive", "The patient is not active.")));
+        }
+    }
+    if create.slot.starts_at <= now {
+        return Ok(Some(Rejection::new("slot_in_past", "The requested time has already passed.")));
+    }
+    let minutes = create.slot.duration_minutes();
+    if minutes < rules.min_duration_minutes || minutes > rules.max_duration_minutes {
+        return Ok(Some(Rejection::new(
+            "invalid_duration",
+            format!(
+                "Appointments last between {} and {} minutes.",
+                rules.min_duration_minutes, rules.max_duration_minutes
+            ),
+        )));
+    }
+    let taken: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM appointments
+                         WHERE doctor_id = $1 AND status = 'confirmed' AND id <> $2
+                           AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)'))",
+    )
+    .bind(create.doctor_id)
+    .bind(create.booking_id)
+    .bind(create.slot.starts_at)
+    .bind(create.slot.ends_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    if taken {
+        return Ok(Some(slot_taken()));
+    }
+    Ok(None)
+}
+
+fn slot_taken() -> Rejection {
+    Rejection::new("slot_taken", "The doctor already has an appointment at that time.")
+}
+
+/// Writes the decided state of a new booking. Returns `false` when the booking was already
+/// decided by something else (e.g. cancelled while its command waited in a retry topic).
+async fn write_booking(
+    conn: &mut PgConnection,
+    command: &Command,
+    create: &Create,
+    rejection: Option<&Rejection>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let status = if rejection.is_some() { "rejected" } else { "confirmed" };
+    let row = sqlx::query(
+        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
+             ends_at, reason, status, reason_code, reason_message, previous_booking_id,
+             requested_by, requested_at, decided_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (id) DO UPDATE
+            SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
+                reason_message = EXCLUDED.reason_message, decided_at = EXCLUDED.decided_at,
+                updated_at = now()
+          WHERE appointments.status = 'pending'
+         RETURNING id",
+    )
+    .bind(create.booking_id)
+    .bind(command.command_id)
+    .bind(create.doctor_id)
+    .bind(create.patient_id)
+    .bind(create.center_id)
+    .bind(create.slot.starts_at)
+    .bind(create.slot.ends_at)
+    .bind(&create.reason)
+    .bind(status)
+    .bind(rejection.map(|r| r.code))
+    .bind(rejection.map(|r| r.message.as_str()))
+    .bind(create.previous_booking_id)
+    .bind(command.requested_by)
+    .bind(command.requested_at)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+fn is_overlap(err: &sqlx::Error) -> bool {
+    err.as_database_error().and_then(|e| e.code()).as_deref() == Some("23P01")
+}
+
+/// Confirms the booking if every rule passes; the exclusion constraint has the final word.
+/// Runs inside a savepoint so a constraint violation leaves the transaction usable.
+async fn try_confirm(
+    conn: &mut PgConnection,
+    rules: Rules,
+    command: &Command,
+    create: &Create,
+    now: DateTime<Utc>,
+) -> Result<(Option<Rejection>, bool), ProcessError> {
+    if let Some(rejection) = check_rules(conn, rules, create, now).await? {
+        return Ok((Some(rejection), false));
+    }
+    sqlx::query("SAVEPOINT confirm").execute(&mut *conn).await?;
+    match write_booking(conn, command, create, None, now).await {
+        Ok(written) => {
+            sqlx::query("RELEASE SAVEPOINT confirm").execute(&mut *conn).await?;
+            Ok((None, written))
+        }
+        Err(err) if is_overlap(&err) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT confirm").execute(&mut *conn).await?;
+            Ok((Some(slot_taken()), false))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn decide_create(
+    conn: &mut PgConnection,
+    rules: Rules,
+    command: &Command,
+    create: &Create,
+    now: DateTime<Utc>,
+) -> Result<Vec<Draft>, ProcessError> {
+    let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
+    match rejection {
+        None if confirmed => Ok(vec![Draft::for_create(
+            create,
+            BookingEventKind::Confirmed,
+            BookingStatus::Confirmed,
+            None,
+        )]),
+        // Already decided elsewhere: nothing new happened.
+        None => Ok(vec![]),
+        Some(rejection) => {
+            if write_booking(conn, command, create, Some(&rejection), now).await? {
+                Ok(vec![Draft::for_create(
+                    create,
+                    BookingEventKind::Rejected,
+                    BookingStatus::Rejected,
+                    Some(rejection),
+                )])
+            } else {
+                Ok(vec![])
+            }
+        }
+    }
+}
+
+/// The appointment columns a cancel needs.
+struct Existing {
+    status: String,
+    doctor_id: Uuid,
+    patient_id: Uuid,
+    center_id: Uuid,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+}
+
+async fn load_for_update(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+) -> Result<Option<Existing>, ProcessError> {
+    let row = sqlx::query(
+        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at
+           FROM appointments WHERE id = $1 FOR UPDATE",
+    )
+    .bind(booking_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row
+        .map(|r| -> Result<Existing, sqlx::Error> {
+            Ok(Existing {
+                status: r.try_get("status")?,
+                doctor_id: r.try_get("doctor_id")?,
+                patient_id: r.try_get("patient_id")?,
+                center_id: r.try_get("center_id")?,
+                starts_at: r.try_get("starts_at")?,
+                ends_at: r.try_get("ends_at")?,
+            })
+        })
+        .transpose()?)
+}
+
+async fn mark_cancelled(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+    code: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE appointments
+            SET status = 'cancelled', cancelled_at = $2, reason_code = $3, reason_message = $4,
+                decided_at = COALESCE(decided_at, $2), updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(booking_id)
+    .bind(now)
+    .bind(code)
+    .bind(message)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn cancelled_draft(booking_id: Uuid, existing: &Existing, code: &'static str, message: &str) -> Draft {
+    Draft {
+        kind: BookingEventKind::Cancelled,
+        status: BookingStatus::Cancelled,
+        booking_id,
+        doctor_id: existing.doctor_id,
+        patient_id: existing.patient_id,
+        center_id: existing.center_id,
+        starts_at: existing.starts_at,
+        ends_at: existing.ends_at,
+        rejection: Some(Rejection::new(code, message)),
+        previous_booking_id: None,
+    }
+}
+
+async fn decide_cancel(
+    conn: &mut PgConnection,
+    cancel: &Cancel,
+    now: DateTime<Utc>,
+) -> Result<Vec<Draft>, ProcessError> {
+    let Some(existing) = load_for_update(conn, cancel.booking_id).await? else {
+        return Ok(vec![]);
+    };
+    if !matches!(existing.status.as_str(), "pending" | "confirmed") {
+        // Cancelled twice or already rejected: nothing to do, nothing to announce.
+        return Ok(vec![]);
+    }
+    let message = "The appointment was cancelled.";
+    mark_cancelled(conn, cancel.booking_id, "cancelled_by_request", message, now).await?;
+    Ok(vec![cancelled_draft(cancel.booking_id, &existing, "cancelled_by_request", message)])
+}
+
+/// Confirms the new slot and cancels the old booking in one decision; if the new slot cannot
+/// be confirmed, the old booking stays as it was.
+async fn decide_reschedule(
+    conn: &mut PgConnection,
+    rules: Rules,
+    command: &Command,
+    create: &Create,
+    now: DateTime<Utc>,
+) -> Result<Vec<Draft>, ProcessError> {
+    let previous_id = create.previous_booking_id.expect("a reschedule names its previous booking");
+    let previous = load_for_update(conn, previous_id).await?;
+    let reject = |rejection: Rejection| {
+        vec![Draft::for_create(
+            create,
+            BookingEventKind::Rejected,
+            BookingStatus::Rejected,
+            Some(rejection),
+        )]
+    };
+    let previous = match previous {
+        Some(p) if p.status == "confirmed" || p.status == "pending" => p,
+        Some(_) => {
+            let rejection = Rejection::new(
+                "previous_not_active",
+                "The appointment to move is no longer active.",
+            );
+            write_booking(conn, command, create, Some(&rejection), now).await?;
+            return Ok(reject(rejection));
+        }
+        None => {
+            let rejection =
+                Rejection::new("previous_not_found", "The appointment to move does not exist.");
+            write_booking(conn, command, create, Some(&rejection), now).await?;
+            return Ok(reject(rejection));
+        }
+    };
+    if previous.patient_id != create.patient_id {
+        let rejection = Rejection::new(
+            "previous_other_patient",
+            "The appointment to move belongs to another patient.",
+        );
+        write_booking(conn, command, create, Some(&rejection), now).await?;
+        return Ok(reject(rejection));
+    }
+
+    // Free the old slot first (a move within the same doctor may overlap it), then try the
+    // new one; on failure roll back to keep the old appointment exactly as it was.
+    sqlx::query("SAVEPOINT reschedule").execute(&mut *conn).await?;
+    let message = "The appointment was moved to a new time.";
+    mark_cancelled(conn, previous_id, "rescheduled", message, now).await?;
+    let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
+    match rejection {
+        None if confirmed => {
+            sqlx::query("RELEASE SAVEPOINT reschedule").execute(&mut *conn).await?;
+            Ok(vec![
+                Draft::for_create(
+                    create,
+                    BookingEventKind::Rescheduled,
+                    BookingStatus::Confirmed,
+                    None,
+                ),
+                cancelled_draft(previous_id, &previous, "rescheduled", message),
+            ])
+        }
+        None => {
+            sqlx::query("ROLLBACK TO SAVEPOINT reschedule").execute(&mut *conn).await?;
+            Ok(vec![])
+        }
+        Some(rejection) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT reschedule").execute(&mut *conn).await?;
+            write_booking(conn, command, create, Some(&rejection), now).await?;
+            Ok(reject(rejection))
+        }
+    }
+}

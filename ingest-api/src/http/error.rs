@@ -1,0 +1,234 @@
+//! The one error type of the HTTP boundary and its JSON shape:
+//! `{"error": {"code": "...", "message": "...", "details": ...}}`.
+//!
+//! Internal failures are logged with their cause and answered with a generic message; the
+//! client never sees SQL, Kafka or stack details.
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String, details: Option<Value> },
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// A dependency (database, Kafka, registry) is unavailable: the request was not accepted
+    /// and may be retried.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// One invalid field and why.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into(), details: None }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    fn status_code_details(&self) -> (StatusCode, &'static str, Option<Value>) {
+        match self {
+            ApiError::BadRequest { code, details, .. } => {
+                (StatusCode::BAD_REQUEST, code, details.clone())
+            }
+            ApiError::Validation(fields) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some(json!(fields)))
+            }
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, None),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            }
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", None)
+            }
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", None)
+            }
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", None)
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", None),
+        }
+    }
+}
+
+/// The JSON body of an error.
+pub fn error_body(code: &str, message: &str, details: Option<Value>) -> Value {
+    json!({ "error": { "code": code, "message": message, "details": details } })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, details) = self.status_code_details();
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            ApiError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
+            _ => {}
+        }
+        let message = match &self {
+            ApiError::Unavailable(_) => {
+                "A dependency is temporarily unavailable; nothing was changed. Try again shortly."
+                    .to_string()
+            }
+            ApiError::Unauthorized => "Missing, invalid or expired credentials.".to_string(),
+            ApiError::Forbidden => "You are not allowed to do this.".to_string(),
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(error_body(code, &message, details))).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+                "Expected a JSON body with `Content-Type: application/json`.".into(),
+            ),
+            JsonRejection::JsonDataError(e) => ApiError::BadRequest {
+                code: "invalid_body",
+                message: "The JSON body does not have the expected fields or types.".into(),
+                details: Some(json!({ "reason": e.body_text() })),
+            },
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
+                code: "malformed_json",
+                message: "The body is not valid JSON.".into(),
+                details: Some(json!({ "reason": e.body_text() })),
+            },
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("The request body is too large.".into())
+            }
+            other => ApiError::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_path",
+            message: "A path parameter is not valid (ids are UUIDs).".into(),
+            details: Some(json!({ "reason": rejection.body_text() })),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_query",
+            message: "A query parameter is not valid.".into(),
+            details: Some(json!({ "reason": rejection.body_text() })),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        if citaflow_platform::db::is_transient(&err) {
+            return ApiError::Unavailable(err.into());
+        }
+        if let Some(db) = err.as_database_error() {
+            if db.is_unique_violation() {
+                return ApiError::conflict("duplicate", duplicate_message(db.constraint()));
+            }
+            if db.is_foreign_key_violation() {
+                return ApiError::bad_request("unknown_reference", "A referenced record does not exist.");
+            }
+            if db.is_check_violation() {
+                return ApiError::bad_request("invalid_value", "A value is outside what is allowed.");
+            }
+        }
+        ApiError::Internal(err.into())
+    }
+}
+
+/// Duplicate messages by constraint name, so clients learn which field clashed.
+fn duplicate_message(constraint: Option<&str>) -> String {
+    match constraint {
+        Some("users_username_key") => "A user with this username already exists.".into(),
+        Some("centers_name_key") => "A center with this name already exists.".into(),
+        Some("patients_email_key") => "A patient with this email already exists.".into(),
+        Some("doctors_user_id_key") | Some("patients_user_id_key") => {
+            "This user is already linked to another record.".into()
+        }
+        _ => "This record already exists.".into(),
+    }
+}
+
+/// JSON extractor whose rejections use [`ApiError`]'s shape.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+/// Path extractor whose rejections use [`ApiError`]'s shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct AppPath<T>(pub T);
+
+/// Query extractor whose rejections use [`ApiError`]'s shape.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
+
+/// Unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}

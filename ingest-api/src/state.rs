@@ -1,0 +1,16 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use citaflow_platform::Settings;
+use citaflow_schemas::{AvroCodec, BookingCommand};
+use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub producer: FutureProducer,
+    pub commands: AvroCodec<BookingCommand>,
+}

@@ -91,7 +91,7 @@ impl<T: AvroRecord> AvroCodec<T> {
     /// The registry id of our schema, registering it on first call.
     pub async fn schema_id(&self) -> Result<u32, RegistryError> {
         self.id
-            .get_or_try_init(|| self.registry.register(&self.subject, &self.schema))
+            .get_or_try_init(|| self.registry.register(&self.subject, T::AVSC, &self.schema))
             .await
             .copied()
     }

@@ -70,10 +70,17 @@ impl RegistryClient {
         })
     }
 
-    /// Registers `schema` under `subject` (idempotent in the registry) and returns its id.
-    pub async fn register(&self, subject: &str, schema: &Schema) -> Result<u32, RegistryError> {
+    /// Registers a schema under `subject` (idempotent in the registry) and returns its id.
+    /// `text` is registered as written (docs, defaults and logical types included: the
+    /// parsing canonical form would drop them); `schema` is its parsed form.
+    pub async fn register(
+        &self,
+        subject: &str,
+        text: &str,
+        schema: &Schema,
+    ) -> Result<u32, RegistryError> {
         let url = format!("{}/subjects/{}/versions", self.base_url, subject);
-        let body = serde_json::json!({ "schema": schema.canonical_form() });
+        let body = serde_json::json!({ "schema": text, "schemaType": "AVRO" });
         let response = self
             .http
             .post(&url)

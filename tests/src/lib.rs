@@ -1,1 +1,397 @@
+//! Test harness: every test gets its own database, topics and consumer groups on the real
+//! local stack (Kafka, PostgreSQL, schema registry, Mailpit started by `./dev up`), and runs
+//! the real services in-process against them. Tests therefore run in parallel and leave no
+//! residue: the database and topics are dropped when the [`TestApp`] is dropped.
 
+use std::{collections::HashMap, path::PathBuf, sync::OnceLock, time::Duration};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use citaflow_platform::{Settings, db, kafka, settings::Channel};
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions},
+    client::DefaultClientContext,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub mod mailpit;
+
+/// Endpoints of the running local stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub database_url: String,
+    pub admin_database_url: String,
+    pub kafka: String,
+    pub registry: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub mailpit: String,
+    pub jwt_secret: String,
+}
+
+fn stack_env_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.run/stack.env")
+}
+
+impl Stack {
+    /// Reads the stack's endpoints from the environment, falling back to `.run/stack.env`
+    /// written by `./dev up`. Panics with instructions when the stack is not there: these
+    /// tests need the real services and never pass without them.
+    pub fn get() -> &'static Stack {
+        static STACK: OnceLock<Stack> = OnceLock::new();
+        STACK.get_or_init(|| {
+            let file: HashMap<String, String> = std::fs::read_to_string(stack_env_file())
+                .map(|text| {
+                    text.lines()
+                        .filter_map(|l| l.trim().strip_prefix("export "))
+                        .filter_map(|l| l.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let var = |key: &str| {
+                std::env::var(key).ok().or_else(|| file.get(key).cloned()).unwrap_or_else(|| {
+                    panic!("{key} is not set: start the stack with `./dev up` (or run `./dev test`)")
+                })
+            };
+            Stack {
+                database_url: var("CITAFLOW__DATABASE__URL"),
+                admin_database_url: var("CITAFLOW_DEV_ADMIN_DATABASE_URL"),
+                kafka: var("CITAFLOW__KAFKA__BOOTSTRAP_SERVERS"),
+                registry: var("CITAFLOW__REGISTRY__URL"),
+                smtp_host: var("CITAFLOW__SMTP__HOST"),
+                smtp_port: var("CITAFLOW__SMTP__PORT").parse().expect("SMTP port"),
+                mailpit: var("CITAFLOW_DEV_MAILPIT_URL"),
+                jwt_secret: var("CITAFLOW__AUTH__JWT_SECRET"),
+            }
+        })
+    }
+}
+
+/// Which services a test runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Services {
+    pub api: bool,
+    pub processor: bool,
+    pub email: bool,
+    pub sms: bool,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self { api: true, processor: true, email: true, sms: false }
+    }
+}
+
+/// One test's private slice of the platform.
+pub struct TestApp {
+    pub id: String,
+    pub settings: Settings,
+    pub api_url: String,
+    pub http: reqwest::Client,
+    pub pool: PgPool,
+    pub database: String,
+    pub topics: Vec<String>,
+    pub processor_port: Option<u16>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Partitions of each test topic.
+pub const TEST_PARTITIONS: i32 = 3;
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Services::default(), |_| {}).await
+    }
+
+    /// Creates the database and topics, then starts the chosen services with `configure`
+    /// applied to their settings.
+    pub async fn spawn_with(services: Services, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let stack = Stack::get();
+        let id = Uuid::new_v4().simple().to_string()[..12].to_string();
+        let database = format!("citaflow_test_{id}");
+
+        let mut admin = PgConnection::connect(&stack.admin_database_url)
+            .await
+            .expect("connect to PostgreSQL (is ./dev up running?)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let database_url = replace_database(&stack.database_url, &database);
+
+        let mut settings = Settings::default();
+        settings.log.level = "warn".into();
+        settings.database.url = SecretString::from(database_url);
+        settings.kafka.bootstrap_servers = stack.kafka.clone();
+        settings.registry.url = stack.registry.clone();
+        settings.smtp.host = stack.smtp_host.clone();
+        settings.smtp.port = stack.smtp_port;
+        settings.auth.jwt_secret = Some(SecretString::from(stack.jwt_secret.clone()));
+        settings.http.port = 0;
+        let prefix = format!("t{id}");
+        settings.topics.requests = format!("{prefix}.booking.requests");
+        settings.topics.events = format!("{prefix}.booking.events");
+        settings.topics.dlq = format!("{prefix}.booking.requests.dlq");
+        settings.topics.retry_delays_ms = vec![500, 2_000];
+        settings.processor.group_id = format!("{prefix}-booking-processor");
+        settings.processor.drain_timeout_ms = 5_000;
+        settings.notifier.group_id = None;
+        configure(&mut settings);
+        settings.check().expect("valid test settings");
+
+        let mut topics = vec![
+            settings.topics.requests.clone(),
+            settings.topics.events.clone(),
+            settings.topics.dlq.clone(),
+        ];
+        topics.extend(settings.topics.retry_topics());
+        let specs: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), TEST_PARTITIONS)).collect();
+        kafka::ensure_topics(&settings.kafka, &specs).await.expect("create test topics");
+
+        let pool = db::pool(&settings.database).expect("pool");
+        db::migrate(&pool).await.expect("migrate test database");
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let mut api_url = String::new();
+        let mut processor_port = None;
+        if services.api {
+            let app = ingest_api::Application::build(settings.clone()).await.expect("build api");
+            api_url = format!("http://127.0.0.1:{}", app.port());
+            tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
+        }
+        if services.processor {
+            let app = booking_processor::Application::build(settings.clone())
+                .await
+                .expect("build processor");
+            processor_port = Some(app.port());
+            tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
+        }
+        for (enabled, channel) in [(services.email, Channel::Email), (services.sms, Channel::Sms)] {
+            if enabled {
+                let mut s = settings.clone();
+                s.notifier.channel = channel;
+                s.notifier.group_id = Some(format!("{prefix}-notifier-{}", channel.as_str()));
+                let app = notifier::Application::build(s).await.expect("build notifier");
+                tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
+            }
+        }
+        TestApp {
+            id,
+            settings,
+            api_url,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap(),
+            pool,
+            database,
+            topics,
+            processor_port,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Stops the services, letting them drain.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("a service did not stop cleanly: {other:?}"),
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.api_url, path)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(self.url(path)).json(body).send().await.expect("POST")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Creates a center, answering its id.
+    pub async fn create_center(&self) -> Uuid {
+        let body = json!({
+            "name": format!("Clínica Test {}", Uuid::new_v4().simple()),
+            "address": "Calle Mayor 1, Madrid",
+            "timezone": "Europe/Madrid",
+        });
+        created_id(self.post("/centers", &body).await).await
+    }
+
+    pub async fn create_doctor(&self) -> Uuid {
+        let body = json!({ "name": "Dra. Marta Ruiz", "specialty": "Odontología" });
+        created_id(self.post("/doctors", &body).await).await
+    }
+
+    /// Creates an active patient with a unique email, answering (id, email).
+    pub async fn create_patient(&self, language: &str) -> (Uuid, String) {
+        let email = format!("patient-{}@example.test", Uuid::new_v4().simple());
+        let body = json!({
+            "name": "Lucía Pérez",
+            "email": email,
+            "phone": "+34600123456",
+            "language": language,
+        });
+        (created_id(self.post("/patients", &body).await).await, email)
+    }
+
+    /// A doctor, a center and a patient ready to book.
+    pub async fn directory(&self) -> Directory {
+        let (patient, email) = self.create_patient("es").await;
+        Directory {
+            doctor: self.create_doctor().await,
+            center: self.create_center().await,
+            patient,
+            email,
+        }
+    }
+
+    /// `POST /bookings`, answering the raw response.
+    pub async fn book(&self, d: &Directory, start: DateTime<Utc>, minutes: i64) -> reqwest::Response {
+        let body = json!({
+            "patient_id": d.patient,
+            "doctor_id": d.doctor,
+            "center_id": d.center,
+            "start": start.to_rfc3339(),
+            "duration_minutes": minutes,
+            "reason": "Revisión anual",
+        });
+        self.post("/bookings", &body).await
+    }
+
+    /// Polls `GET /bookings/{id}` until its status is not `pending`, answering the booking.
+    pub async fn wait_for_decision(&self, booking_id: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let response = self.get(&format!("/bookings/{booking_id}")).await;
+            assert_eq!(response.status(), 200, "GET /bookings/{booking_id}");
+            let booking: Value = response.json().await.unwrap();
+            if booking["status"] != "pending" {
+                return booking;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "booking {booking_id} still pending after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Ids of one bookable combination.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pub doctor: Uuid,
+    pub center: Uuid,
+    pub patient: Uuid,
+    pub email: String,
+}
+
+async fn created_id(response: reqwest::Response) -> Uuid {
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(status, 201, "create failed: {body}");
+    body["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).expect("id in body")
+}
+
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A consumer reading `topic` from the beginning in a fresh group.
+pub fn raw_consumer(topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &Stack::get().kafka)
+        .set("group.id", format!("inspect-{}", Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// Reads every record currently in `topic` (until `idle` passes without a new one).
+pub fn read_all(topic: &str, expect_at_least: usize, within: Duration) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer = raw_consumer(topic);
+    let deadline = std::time::Instant::now() + within;
+    let mut out = Vec::new();
+    let mut idle_since = std::time::Instant::now();
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push(m.detach());
+                idle_since = std::time::Instant::now();
+            }
+            Some(Err(e)) => panic!("consuming {topic}: {e}"),
+            None => {
+                if out.len() >= expect_at_least && idle_since.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Drop for TestApp {
+    /// Stops the services and removes the test's database and topics.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let database = self.database.clone();
+        let topics = self.topics.clone();
+        let pool = self.pool.clone();
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                pool.close().await;
+                let _ = cleanup(&database, &topics).await;
+            })
+        });
+        let _ = handle.join();
+    }
+}
+
+async fn cleanup(database: &str, topics: &[String]) -> anyhow::Result<()> {
+    let stack = Stack::get();
+    // Give in-process services a moment to notice the cancellation and let go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut admin = PgConnection::connect(&stack.admin_database_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .context("dropping test database")?;
+    let admin_client: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &stack.kafka).create()?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    admin_client.delete_topics(&names, &AdminOptions::new()).await?;
+    Ok(())
+}
+
+/// A start time `hours` from now, on a whole minute.
+pub fn in_hours(hours: i64) -> DateTime<Utc> {
+    let t = Utc::now() + chrono::Duration::hours(hours);
+    DateTime::from_timestamp(t.timestamp() - t.timestamp() % 60, 0).unwrap()
+}

@@ -65,6 +65,14 @@ impl Command {
         }
     }
 
+    /// The doctor whose agenda this command changes (its partition key).
+    pub fn doctor_id(&self) -> Uuid {
+        match &self.action {
+            Action::Create(c) | Action::Reschedule(c) => c.doctor_id,
+            Action::Cancel(c) => c.doctor_id,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self.action {
             Action::Create(_) => "create",

@@ -52,10 +52,7 @@ pub async fn decide(
         drop(tx);
         return recorded_events(pool, command.command_id).await;
     }
-    let doctor_id = match &command.action {
-        Action::Create(c) | Action::Reschedule(c) => c.doctor_id,
-        Action::Cancel(c) => c.doctor_id,
-    };
+    let doctor_id = command.doctor_id();
     // Serialise deciders of one doctor across replicas (the partitioning already does, except
     // during a rebalance hand-over).
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
@@ -72,6 +69,18 @@ pub async fn decide(
         }
     };
 
+    let events = record(&mut tx, command, drafts, now).await?;
+    tx.commit().await?;
+    Ok(events)
+}
+
+/// Records the events of a decision and marks its command processed (same transaction).
+async fn record(
+    conn: &mut PgConnection,
+    command: &Command,
+    drafts: Vec<Draft>,
+    now: DateTime<Utc>,
+) -> Result<Vec<BookingEvent>, ProcessError> {
     let mut events = Vec::with_capacity(drafts.len());
     for draft in drafts {
         let event = draft.into_event(command.command_id, now);
@@ -86,7 +95,7 @@ pub async fn decide(
         .bind(format!("{:?}", event.kind).to_uppercase())
         .bind(sqlx::types::Json(&event))
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         events.push(event);
     }
@@ -96,8 +105,51 @@ pub async fn decide(
     .bind(command.command_id)
     .bind(command.booking_id())
     .bind(command.kind())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
+    Ok(events)
+}
+
+/// Whether `command_id` has been decided.
+pub async fn is_processed(pool: &PgPool, command_id: Uuid) -> Result<bool, ProcessError> {
+    let mut conn = pool.acquire().await?;
+    already_processed(&mut conn, command_id).await
+}
+
+/// Closes a command that reached the dead-letter topic: a new booking (create or the new half
+/// of a reschedule) still pending ends `rejected` with `retries_exhausted` (or
+/// `invalid_command` when it was dead-lettered as unusable); a cancel changes nothing. Returns
+/// the events to publish (those recorded earlier when it was already processed).
+pub async fn close_dead_letter(
+    pool: &PgPool,
+    command: &Command,
+    reason: &str,
+) -> Result<Vec<BookingEvent>, ProcessError> {
+    let mut tx = pool.begin().await?;
+    if already_processed(&mut tx, command.command_id).await? {
+        drop(tx);
+        return recorded_events(pool, command.command_id).await;
+    }
+    let now = Utc::now();
+    let drafts = match &command.action {
+        Action::Create(create) | Action::Reschedule(create) => {
+            let rejection = if reason == "exhausted" {
+                Rejection::new(
+                    "retries_exhausted",
+                    "The request could not be processed after several attempts because of a technical problem.",
+                )
+            } else {
+                Rejection::new("invalid_command", "The request could not be processed.")
+            };
+            if write_booking(&mut tx, command, create, Some(&rejection), now).await? {
+                vec![Draft::for_create(create, BookingEventKind::Rejected, BookingStatus::Rejected, Some(rejection))]
+            } else {
+                vec![]
+            }
+        }
+        Action::Cancel(_) => vec![],
+    };
+    let events = record(&mut tx, command, drafts, now).await?;
     tx.commit().await?;
     Ok(events)
 }
@@ -279,6 +331,7 @@ async fn write_booking(
                 reason_message = EXCLUDED.reason_message, decided_at = EXCLUDED.decided_at,
                 updated_at = now()
           WHERE appointments.status = 'pending'
+             OR (appointments.status = 'rejected' AND appointments.reason_code = 'retries_exhausted')
          RETURNING id",
     )
     .bind(create.booking_id)

@@ -1,10 +1,13 @@
 //! booking-processor: consumes booking commands keyed by doctor, decides them against
-//! PostgreSQL and publishes the outcome to `booking.events`.
+//! PostgreSQL and publishes the outcome to `booking.events`; transient failures travel
+//! through delay topics, and then the dead-letter topic, without holding anyone else up.
 
 pub mod command;
 pub mod decide;
+pub mod dispatch;
 pub mod error;
-mod pipeline;
+pub mod handler;
+pub mod retry;
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,52 +18,76 @@ use rdkafka::consumer::Consumer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use pipeline::Pipeline;
+use crate::{
+    decide::Rules,
+    dispatch::{ProcessorConsumer, ProcessorContext},
+    handler::Handler,
+    retry::Topology,
+};
 
 /// A built processor: clients created, ops listener bound, not yet consuming.
 pub struct Application {
-    pipeline: Pipeline,
+    consumer: Arc<ProcessorConsumer>,
+    handler: Arc<Handler>,
+    topology: Topology,
     ops_listener: TcpListener,
     ops_router: axum::Router,
     port: u16,
+    drain: Duration,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let settings = Arc::new(settings);
         let pool = db::pool(&settings.database)?;
         let producer = kafka::producer(&settings.kafka, "booking-processor")?;
-        let consumer =
-            kafka::consumer(&settings.kafka, "booking-processor", &settings.processor.group_id)?;
+        let group = settings.processor.group_id.clone();
+        let drain = Duration::from_millis(settings.processor.drain_timeout_ms);
+        let consumer: ProcessorConsumer =
+            kafka::consumer_config(&settings.kafka, "booking-processor", &group)
+                .create_with_context(ProcessorContext::new(drain, group.clone()))
+                .context("creating Kafka consumer")?;
+        let topology = Topology::new(&settings.topics);
+        consumer.subscribe(&topology.consumed()).context("subscribing")?;
+
         let registry = RegistryClient::new(
             &settings.registry.url,
             Duration::from_millis(settings.registry.timeout_ms),
         )?;
-        let commands = AvroCodec::new(registry.clone(), &settings.topics.requests);
-        let events = AvroCodec::new(registry, &settings.topics.events);
-        consumer
-            .subscribe(&[settings.topics.requests.as_str()])
-            .context("subscribing to the request topic")?;
-
-        let readiness = {
-            let pool = pool.clone();
-            let producer = producer.clone();
-            ops::Readiness::default()
-                .with("postgres", move || {
-                    let pool = pool.clone();
-                    async move { db::is_ready(&pool).await }
-                })
-                .with("kafka", move || {
-                    let producer = producer.clone();
-                    async move { kafka::is_ready(&producer, Duration::from_secs(2)).await }
-                })
+        let rules = Rules {
+            min_duration_minutes: settings.processor.min_duration_minutes,
+            max_duration_minutes: settings.processor.max_duration_minutes,
         };
+        let handler = Handler::new(
+            pool.clone(),
+            producer.clone(),
+            AvroCodec::new(registry.clone(), &settings.topics.requests),
+            AvroCodec::new(registry, &settings.topics.events),
+            topology.clone(),
+            rules,
+        );
+
+        let readiness = ops::Readiness::default()
+            .with("postgres", move || {
+                let pool = pool.clone();
+                async move { db::is_ready(&pool).await }
+            })
+            .with("kafka", move || {
+                let producer = producer.clone();
+                async move { kafka::is_ready(&producer, Duration::from_secs(2)).await }
+            });
         let address = format!("{}:{}", settings.http.host, settings.http.port);
         let ops_listener =
             TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         let port = ops_listener.local_addr()?.port();
-        let pipeline = Pipeline::new(settings, pool, producer, consumer, commands, events);
-        Ok(Self { pipeline, ops_listener, ops_router: ops::router(readiness), port })
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            handler: Arc::new(handler),
+            topology,
+            ops_listener,
+            ops_router: ops::router(readiness),
+            port,
+            drain,
+        })
     }
 
     /// Port of the health and metrics endpoints.
@@ -68,19 +95,34 @@ impl Application {
         self.port
     }
 
-    /// Consumes until `shutdown` is cancelled, then finishes in-flight work, commits stored
-    /// offsets and returns.
+    /// Consumes until `shutdown` is cancelled, then lets in-flight records finish (within the
+    /// drain deadline), commits the stored offsets and returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let ops_shutdown = shutdown.clone();
+        let ops_shutdown = CancellationToken::new();
+        let ops_stop = ops_shutdown.clone();
         let ops = tokio::spawn(async move {
             axum::serve(self.ops_listener, self.ops_router)
-                .with_graceful_shutdown(async move { ops_shutdown.cancelled().await })
+                .with_graceful_shutdown(async move { ops_stop.cancelled().await })
                 .await
         });
         tracing::info!(port = self.port, "booking-processor started");
-        let result = self.pipeline.run(shutdown.clone()).await;
-        shutdown.cancel();
+        let runtime = tokio::runtime::Handle::current();
+        let (consumer, handler, topology) = (self.consumer, self.handler, self.topology);
+        let poll_shutdown = shutdown.clone();
+        // The consumer is polled on its own thread: rebalance callbacks may block it while
+        // revoked partitions drain, without stalling the async workers.
+        let poller = std::thread::Builder::new()
+            .name("kafka-poll".into())
+            .spawn(move || dispatch::run(consumer, topology, handler, runtime, poll_shutdown))
+            .context("starting the polling thread")?;
+        shutdown.cancelled().await;
+        let joined = tokio::task::spawn_blocking(move || poller.join());
+        match tokio::time::timeout(self.drain + Duration::from_secs(5), joined).await {
+            Ok(_) => tracing::info!("booking-processor drained"),
+            Err(_) => tracing::warn!("drain deadline passed; stopping anyway"),
+        }
+        ops_shutdown.cancel();
         let _ = ops.await;
-        result
+        Ok(())
     }
 }

@@ -51,7 +51,7 @@ enum Delivery {
 pub struct Application {
     settings: Arc<Settings>,
     pool: PgPool,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<kafka::MeteredContext>,
     events: AvroCodec<BookingEvent>,
     sender: Sender,
     channel: Channel,

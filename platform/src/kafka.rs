@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::{
-    ClientConfig,
+    ClientConfig, ClientContext,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
-    consumer::StreamConsumer,
+    consumer::{ConsumerContext, StreamConsumer},
     error::RDKafkaErrorCode,
     producer::{FutureProducer, Producer},
+    statistics::Statistics,
 };
 use secrecy::ExposeSecret;
 
@@ -39,6 +40,8 @@ pub fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
 pub fn producer(settings: &KafkaSettings, client_id: &str) -> anyhow::Result<FutureProducer> {
     base_config(settings, client_id)
         .set("enable.idempotence", "true")
+        // The Java client's partitioner, so any producer keyed by doctor id agrees with us.
+        .set("partitioner", "murmur2_random")
         .set("acks", "all")
         .set("linger.ms", "2")
         .set("compression.type", "lz4")
@@ -54,8 +57,41 @@ pub fn consumer(
     settings: &KafkaSettings,
     client_id: &str,
     group_id: &str,
-) -> anyhow::Result<StreamConsumer> {
-    base_config(settings, client_id)
+) -> anyhow::Result<StreamConsumer<MeteredContext>> {
+    consumer_config(settings, client_id, group_id)
+        .create_with_context(MeteredContext { group: group_id.to_owned() })
+        .context("creating Kafka consumer")
+}
+
+/// A consumer context that exports consumer lag as `citaflow_consumer_lag`.
+pub struct MeteredContext {
+    pub group: String,
+}
+
+impl ClientContext for MeteredContext {
+    fn stats(&self, statistics: Statistics) {
+        export_lag(&self.group, statistics);
+    }
+}
+
+impl ConsumerContext for MeteredContext {}
+
+/// Sets `citaflow_consumer_lag{group, topic, partition}` from librdkafka's statistics.
+pub fn export_lag(group: &str, statistics: Statistics) {
+    for (topic, t) in statistics.topics {
+        for (partition, p) in t.partitions {
+            if partition >= 0 && p.consumer_lag >= 0 {
+                metrics::gauge!("citaflow_consumer_lag", "group" => group.to_owned(), "topic" => topic.clone(), "partition" => partition.to_string())
+                    .set(p.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+/// The configuration behind [`consumer`], for consumers with their own context.
+pub fn consumer_config(settings: &KafkaSettings, client_id: &str, group_id: &str) -> ClientConfig {
+    let mut config = base_config(settings, client_id);
+    config
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -65,8 +101,9 @@ pub fn consumer(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
-        .create()
-        .context("creating Kafka consumer")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("statistics.interval.ms", "5000");
+    config
 }
 
 /// Creates the topics that do not exist yet (existing ones are left as they are).

@@ -1,0 +1,272 @@
+//! What happens to one record: decode, keep the doctor's order, decide, publish, or route
+//! the record to a delay topic or the dead-letter topic.
+//!
+//! A record's offset is stored (by the caller) only when this returns `true`, i.e. once its
+//! outcome is durable: decided in PostgreSQL and its events acknowledged by Kafka, or the
+//! record itself acknowledged on a delay or dead-letter topic.
+//!
+//! Per-doctor order across retries ("parking"): when a doctor's command goes to a delay topic,
+//! the doctor is parked on this partition behind it. Later commands of that doctor are not
+//! decided ahead of it: they follow it into the delay topics, one step behind, until the
+//! command they wait for is processed. Other doctors are never held up. Parking is kept in
+//! memory; a restart while a doctor has a command in a delay topic releases the doctor's
+//! later commands early (they are still checked against the agenda: never a double booking).
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use citaflow_schemas::{AvroCodec, BookingCommand, BookingEvent};
+use rdkafka::{
+    Message,
+    message::{OwnedHeaders, OwnedMessage},
+    producer::{FutureProducer, FutureRecord},
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    command::Command,
+    decide::{self, Rules},
+    dispatch::PartitionHandler,
+    error::ProcessError,
+    retry::{self, Next, Provenance, Role, Topology, header},
+};
+
+pub struct Handler {
+    pub pool: PgPool,
+    pub producer: FutureProducer,
+    pub commands: AvroCodec<BookingCommand>,
+    pub events: AvroCodec<BookingEvent>,
+    pub topology: Topology,
+    pub rules: Rules,
+    /// (topic, partition, doctor) → the last command of that doctor sent to a delay topic.
+    parked: Mutex<HashMap<(String, i32, Uuid), Uuid>>,
+}
+
+/// How long to back off while Kafka itself refuses a retry or dead-letter record.
+const PRODUCE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Handler {
+    pub fn new(
+        pool: PgPool,
+        producer: FutureProducer,
+        commands: AvroCodec<BookingCommand>,
+        events: AvroCodec<BookingEvent>,
+        topology: Topology,
+        rules: Rules,
+    ) -> Self {
+        Self { pool, producer, commands, events, topology, rules, parked: Mutex::default() }
+    }
+
+    async fn decode(&self, message: &OwnedMessage) -> Result<Command, ProcessError> {
+        let record = self
+            .commands
+            .decode(message.payload().unwrap_or_default())
+            .await
+            .map_err(|e| if e.is_transient() { ProcessError::Transient(e.into()) } else { ProcessError::Permanent(e.into()) })?;
+        Command::try_from(&record)
+    }
+
+    /// Handles a command record from the request topic or a delay topic.
+    async fn handle_command(&self, message: &OwnedMessage, role: Role) -> Result<(), anyhow::Error> {
+        let command = match self.decode(message).await {
+            Ok(command) => command,
+            Err(err) => return self.route_failure(message, role, &err, None).await,
+        };
+        let span = tracing::info_span!(
+            "command",
+            booking_id = %command.booking_id(),
+            command_id = %command.command_id,
+            kind = command.kind(),
+            topic = message.topic(),
+        );
+        async {
+            let park_key = (message.topic().to_owned(), message.partition(), command.doctor_id());
+            if let Some(ahead) = self.still_parked(&park_key).await {
+                metrics::counter!("citaflow_processor_parked_total").increment(1);
+                tracing::info!(waiting_for = %ahead, "doctor parked behind an earlier command, following it");
+                let next = self.topology.after_parking(role);
+                self.forward(message, next, "parked", &format!("waiting for command {ahead}"), Some(&ahead.to_string()), false).await?;
+                self.park(park_key, command.command_id);
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            match self.decide_and_publish(&command).await {
+                Ok(()) => {
+                    metrics::histogram!("citaflow_processor_decision_seconds").record(started.elapsed().as_secs_f64());
+                    Ok(())
+                }
+                Err(err) => {
+                    if err.is_transient() {
+                        self.park(park_key, command.command_id);
+                    }
+                    self.route_failure(message, role, &err, Some(&command)).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Whether this doctor still waits for an earlier command (that is not processed yet).
+    async fn still_parked(&self, key: &(String, i32, Uuid)) -> Option<Uuid> {
+        let ahead = *self.parked.lock().expect("parked lock").get(key)?;
+        match decide::is_processed(&self.pool, ahead).await {
+            Ok(true) => {
+                self.parked.lock().expect("parked lock").remove(key);
+                None
+            }
+            // Not processed, or the database cannot tell: keep the order.
+            Ok(false) | Err(_) => Some(ahead),
+        }
+    }
+
+    fn park(&self, key: (String, i32, Uuid), command_id: Uuid) {
+        self.parked.lock().expect("parked lock").insert(key, command_id);
+    }
+
+    async fn decide_and_publish(&self, command: &Command) -> Result<(), ProcessError> {
+        let events = decide::decide(&self.pool, self.rules, command).await?;
+        self.publish(&events).await?;
+        for event in &events {
+            let outcome = format!("{:?}", event.kind).to_lowercase();
+            metrics::counter!("citaflow_processor_decisions_total", "outcome" => outcome).increment(1);
+            tracing::info!(kind = ?event.kind, reason = event.reason_code.as_deref(), "decided");
+        }
+        Ok(())
+    }
+
+    /// Publishes events keyed by doctor and waits for every acknowledgement.
+    async fn publish(&self, events: &[BookingEvent]) -> Result<(), ProcessError> {
+        for event in events {
+            let payload = self.events.encode(event).await.map_err(|e| {
+                if e.is_transient() { ProcessError::Transient(e.into()) } else { ProcessError::Permanent(e.into()) }
+            })?;
+            let record = FutureRecord::to(&self.topology.events)
+                .key(event.doctor_id.as_bytes())
+                .payload(&payload);
+            self.producer
+                .send(record, Duration::from_secs(5))
+                .await
+                .map_err(|(e, _)| ProcessError::Transient(anyhow::anyhow!("publishing event: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a failed record to its next stage: the next delay topic for a transient failure,
+    /// the dead-letter topic for a permanent one or after the last delay.
+    async fn route_failure(
+        &self,
+        message: &OwnedMessage,
+        role: Role,
+        error: &ProcessError,
+        command: Option<&Command>,
+    ) -> anyhow::Result<()> {
+        let text = error.to_string();
+        if !error.is_transient() {
+            tracing::warn!(error = %text, "permanent failure, dead-lettering");
+            let next = Next::DeadLetter { topic: self.topology.dlq.clone() };
+            return self.forward(message, next, "permanent", &text, None, true).await;
+        }
+        let next = self.topology.after_failure(role);
+        match &next {
+            Next::Retry { topic, .. } => {
+                metrics::counter!("citaflow_processor_retries_total", "topic" => topic.clone()).increment(1);
+                tracing::warn!(error = %text, retry_topic = topic, booking_id = command.map(|c| c.booking_id().to_string()), "transient failure, retrying later");
+                self.forward(message, next, "transient", &text, None, true).await
+            }
+            Next::DeadLetter { .. } => {
+                tracing::warn!(error = %text, "retries exhausted, dead-lettering");
+                self.forward(message, next, "exhausted", &text, None, true).await
+            }
+        }
+    }
+
+    /// Copies the record (same key and payload) to `next` with its provenance headers.
+    async fn forward(
+        &self,
+        message: &OwnedMessage,
+        next: Next,
+        reason: &str,
+        error: &str,
+        parked_behind: Option<&str>,
+        counts_as_attempt: bool,
+    ) -> anyhow::Result<()> {
+        let provenance = Provenance::of(message.headers(), message.topic(), message.partition(), message.offset());
+        let attempt = provenance.attempt + i64::from(counts_as_attempt);
+        let (topic, due_at) = match &next {
+            Next::Retry { topic, delay_ms, .. } => (topic.as_str(), retry::now_ms() + *delay_ms as i64),
+            Next::DeadLetter { topic } => (topic.as_str(), retry::now_ms()),
+        };
+        let headers: OwnedHeaders = provenance.headers(attempt, due_at, reason, error, parked_behind);
+        let mut record = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+        if matches!(next, Next::DeadLetter { .. }) {
+            metrics::counter!("citaflow_processor_dead_letters_total", "reason" => reason.to_owned()).increment(1);
+        }
+        Ok(())
+    }
+
+    /// Closes a dead-lettered command: its booking ends `rejected` (`retries_exhausted`) once
+    /// the database is reachable, and the outcome is published like any other.
+    async fn finalize_dead_letter(&self, message: &OwnedMessage) -> Result<(), ProcessError> {
+        let reason = retry::get(message.headers(), header::REASON).unwrap_or("permanent");
+        let command = match self.decode(message).await {
+            Ok(command) => command,
+            // Unreadable records have no booking to close; they stay in the topic for operators.
+            Err(err) if !err.is_transient() => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let span = tracing::info_span!("dead_letter", booking_id = %command.booking_id(), command_id = %command.command_id);
+        async {
+            let events = decide::close_dead_letter(&self.pool, &command, reason).await?;
+            self.publish(&events).await?;
+            for event in &events {
+                metrics::counter!("citaflow_processor_decisions_total", "outcome" => "rejected").increment(1);
+                tracing::warn!(kind = ?event.kind, reason = event.reason_code.as_deref(), "dead-lettered command closed");
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl PartitionHandler for Handler {
+    async fn handle(&self, message: OwnedMessage, stop: &CancellationToken) -> bool {
+        let Some(role) = self.topology.role(message.topic()) else {
+            tracing::error!(topic = message.topic(), "record from an unexpected topic ignored");
+            return true;
+        };
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = match role {
+                Role::DeadLetter => self.finalize_dead_letter(&message).await.map_err(anyhow::Error::from),
+                Role::Requests | Role::Retry(_) => self.handle_command(&message, role).await,
+            };
+            match result {
+                Ok(()) => return true,
+                Err(err) => {
+                    // Only Kafka refusing our retry/dead-letter record, or the database being
+                    // down while closing a dead letter, lands here: wait on this partition.
+                    tracing::warn!(error = %err, topic = message.topic(), partition = message.partition(), offset = message.offset(), "cannot move on yet, retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(PRODUCE_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}

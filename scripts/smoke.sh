@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# End-to-end smoke test against the services `./dev up` started, the way a user meets them:
+# curl a booking in, see it confirmed through GET within 5 s, and find its email in Mailpit.
+set -euo pipefail
+
+api=${CITAFLOW_DEV_API_URL:-http://127.0.0.1:8080}
+mailpit=${CITAFLOW_DEV_MAILPIT_URL:-http://127.0.0.1:8025}
+export NO_PROXY=127.0.0.1,localhost
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+post() { curl -sS --fail-with-body -X POST "$api$1" -H 'content-type: application/json' -d "$2"; }
+fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
+
+suffix=$(date +%s%N)
+email="smoke-$suffix@example.test"
+center=$(post /centers "{\"name\":\"Smoke Center $suffix\",\"address\":\"Calle Mayor 1, Madrid\",\"timezone\":\"Europe/Madrid\"}" | json "['id']")
+doctor=$(post /doctors '{"name":"Dr. Smoke","specialty":"General"}' | json "['id']")
+patient=$(post /patients "{\"name\":\"Smoke Patient\",\"email\":\"$email\",\"language\":\"en\"}" | json "['id']")
+start=$(date -u -d '+3 days' +%Y-%m-%dT%H:00:00Z)
+
+status=$(curl -sS -o /tmp/smoke-booking.json -w '%{http_code}' -X POST "$api/bookings" \
+  -H 'content-type: application/json' \
+  -d "{\"patient_id\":\"$patient\",\"doctor_id\":\"$doctor\",\"center_id\":\"$center\",\"start\":\"$start\",\"duration_minutes\":30}")
+[[ $status == 202 ]] || fail "POST /bookings answered $status: $(cat /tmp/smoke-booking.json)"
+booking=$(json "['booking_id']" </tmp/smoke-booking.json)
+echo "smoke: POST /bookings -> 202, booking $booking"
+
+deadline=$((SECONDS + 5))
+state=pending
+while ((SECONDS <= deadline)); do
+  state=$(curl -sS "$api/bookings/$booking" | json "['status']")
+  [[ $state != pending ]] && break
+  sleep 0.1
+done
+[[ $state == confirmed ]] || fail "booking is '$state' 5 s after the 202"
+echo "smoke: GET /bookings/$booking -> confirmed"
+
+deadline=$((SECONDS + 10))
+count=0
+while ((SECONDS <= deadline)); do
+  count=$(curl -sS -G "$mailpit/api/v1/search" --data-urlencode "query=to:\"$email\"" | json "['messages_count']")
+  ((count >= 1)) && break
+  sleep 0.2
+done
+((count == 1)) || fail "expected 1 email to $email in Mailpit, found $count"
+echo "smoke: email delivered to Mailpit"
+echo "smoke: 1 passed, 0 failed"

@@ -99,6 +99,17 @@ async fn record(
         .await?;
         events.push(event);
     }
+    // Wake API requests waiting for these outcomes (`Prefer: wait`); delivered on commit.
+    let mut notified = Vec::new();
+    for event in &events {
+        if !notified.contains(&event.booking_id) {
+            sqlx::query("SELECT pg_notify('citaflow_booking_decided', $1)")
+                .bind(&event.booking_id)
+                .execute(&mut *conn)
+                .await?;
+            notified.push(event.booking_id.clone());
+        }
+    }
     sqlx::query(
         "INSERT INTO processed_commands (command_id, booking_id, kind) VALUES ($1, $2, $3)",
     )

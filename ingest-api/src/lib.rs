@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod http;
+pub mod outcomes;
 pub mod state;
 
 use std::{sync::Arc, time::Duration};
@@ -20,6 +21,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     port: u16,
+    /// Stops background tasks (the outcome listener) when the server stops.
+    background: CancellationToken,
 }
 
 impl Application {
@@ -35,7 +38,15 @@ impl Application {
             Duration::from_millis(settings.registry.timeout_ms),
         )?;
         let commands = AvroCodec::new(registry, &settings.topics.requests);
-        let state = AppState { settings: settings.clone(), pool: pool.clone(), producer: producer.clone(), commands };
+        let background = CancellationToken::new();
+        let outcomes = outcomes::Outcomes::spawn(pool.clone(), background.clone());
+        let state = AppState {
+            settings: settings.clone(),
+            pool: pool.clone(),
+            producer: producer.clone(),
+            commands,
+            outcomes,
+        };
 
         let readiness = ops::Readiness::default()
             .with("postgres", move || {
@@ -53,7 +64,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, router, port })
+        Ok(Self { listener, router, port, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -63,10 +74,12 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "ingest-api listening");
-        axum::serve(self.listener, self.router)
+        let result = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        self.background.cancel();
+        result
     }
 }
 

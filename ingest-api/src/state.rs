@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use citaflow_platform::Settings;
 use citaflow_schemas::{AvroCodec, BookingCommand};
+
+use crate::outcomes::Outcomes;
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 
@@ -13,4 +15,5 @@ pub struct AppState {
     pub pool: PgPool,
     pub producer: FutureProducer,
     pub commands: AvroCodec<BookingCommand>,
+    pub outcomes: Arc<Outcomes>,
 }

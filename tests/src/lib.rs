@@ -19,7 +19,11 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod faults;
 pub mod mailpit;
+pub mod process;
+
+use faults::TcpProxy;
 
 /// Endpoints of the running local stack.
 #[derive(Debug, Clone)]
@@ -80,11 +84,16 @@ pub struct Services {
     pub processor: bool,
     pub email: bool,
     pub sms: bool,
+    /// Route the processor's PostgreSQL connections through a [`TcpProxy`] the test controls
+    /// (the API keeps its direct path, so requests are still accepted during an outage).
+    pub database_proxy: bool,
+    /// Route the email notifier's SMTP connections through a [`TcpProxy`].
+    pub smtp_proxy: bool,
 }
 
 impl Default for Services {
     fn default() -> Self {
-        Self { api: true, processor: true, email: true, sms: false }
+        Self { api: true, processor: true, email: true, sms: false, database_proxy: false, smtp_proxy: false }
     }
 }
 
@@ -98,6 +107,10 @@ pub struct TestApp {
     pub database: String,
     pub topics: Vec<String>,
     pub processor_port: Option<u16>,
+    /// Between the services and PostgreSQL, when asked for.
+    pub database_proxy: Option<TcpProxy>,
+    /// Between the email notifier and Mailpit's SMTP port, when asked for.
+    pub smtp_proxy: Option<TcpProxy>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -125,15 +138,32 @@ impl TestApp {
             .execute(&mut admin)
             .await
             .expect("create test database");
-        let database_url = replace_database(&stack.database_url, &database);
+        let direct_url = replace_database(&stack.database_url, &database);
+        let database_proxy = if services.database_proxy {
+            Some(TcpProxy::start(faults::host_port(&direct_url)).await)
+        } else {
+            None
+        };
+        let processor_database_url = database_proxy.as_ref().map(|proxy| {
+            faults::with_host_port(&direct_url, &faults::host_port(&direct_url), &format!("127.0.0.1:{}", proxy.port))
+        });
+        let smtp_proxy = if services.smtp_proxy {
+            Some(TcpProxy::start(format!("{}:{}", stack.smtp_host, stack.smtp_port)).await)
+        } else {
+            None
+        };
 
         let mut settings = Settings::default();
         settings.log.level = "warn".into();
-        settings.database.url = SecretString::from(database_url);
+        settings.database.url = SecretString::from(direct_url.clone());
         settings.kafka.bootstrap_servers = stack.kafka.clone();
         settings.registry.url = stack.registry.clone();
         settings.smtp.host = stack.smtp_host.clone();
         settings.smtp.port = stack.smtp_port;
+        if let Some(proxy) = &smtp_proxy {
+            settings.smtp.host = "127.0.0.1".into();
+            settings.smtp.port = proxy.port;
+        }
         settings.auth.jwt_secret = Some(SecretString::from(stack.jwt_secret.clone()));
         settings.http.port = 0;
         let prefix = format!("t{id}");
@@ -156,7 +186,11 @@ impl TestApp {
         let specs: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), TEST_PARTITIONS)).collect();
         kafka::ensure_topics(&settings.kafka, &specs).await.expect("create test topics");
 
-        let pool = db::pool(&settings.database).expect("pool");
+        // The test's own pool is patient, whatever the services are configured with.
+        let mut own = settings.database.clone();
+        own.acquire_timeout_ms = 10_000;
+        own.statement_timeout_ms = 30_000;
+        let pool = db::pool(&own).expect("pool");
         db::migrate(&pool).await.expect("migrate test database");
 
         let shutdown = CancellationToken::new();
@@ -169,7 +203,11 @@ impl TestApp {
             tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
         }
         if services.processor {
-            let app = booking_processor::Application::build(settings.clone())
+            let mut processor_settings = settings.clone();
+            if let Some(url) = &processor_database_url {
+                processor_settings.database.url = SecretString::from(url.clone());
+            }
+            let app = booking_processor::Application::build(processor_settings)
                 .await
                 .expect("build processor");
             processor_port = Some(app.port());
@@ -193,8 +231,57 @@ impl TestApp {
             database,
             topics,
             processor_port,
+            database_proxy,
+            smtp_proxy,
             shutdown,
             tasks,
+        }
+    }
+
+    /// Starts one more in-process processor in the same consumer group.
+    pub async fn spawn_processor(&mut self) -> u16 {
+        let app = booking_processor::Application::build(self.settings.clone()).await.expect("build processor");
+        let port = app.port();
+        self.tasks.push(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
+        port
+    }
+
+    /// Runs the `citaflow` CLI with this test's settings in its environment.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(process::binary("citaflow"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CITAFLOW__") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .envs(process::environment(&self.settings))
+            .env("CITAFLOW_API_URL", &self.api_url)
+            .args(args)
+            .output()
+            .expect("run citaflow")
+    }
+
+    /// Statuses of all bookings, counted.
+    pub async fn status_counts(&self) -> HashMap<String, i64> {
+        sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM appointments GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .expect("count statuses")
+            .into_iter()
+            .collect()
+    }
+
+    /// Waits until no booking is pending.
+    pub async fn wait_until_none_pending(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let counts = self.status_counts().await;
+            if counts.get("pending").copied().unwrap_or(0) == 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still pending after {within:?}: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -5,10 +5,12 @@
 //! produce fails the row is closed as `rejected` (unless the processor already decided it)
 //! and the client gets 503, so nothing is half-accepted.
 
+use std::time::Duration as StdDuration;
+
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -20,13 +22,15 @@ use sqlx::FromRow;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::error::{ApiError, AppJson, AppPath, FieldError};
+use super::error::{ApiError, AppJson, AppPath, FieldError, error_body};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/bookings", post(create_booking))
         .route("/bookings/{id}", get(get_booking))
+        .route("/bookings/{id}/cancel", post(cancel_booking))
+        .route("/bookings/{id}/reschedule", post(reschedule_booking))
 }
 
 /// Body of `POST /bookings`.
@@ -94,15 +98,79 @@ impl BookingRequest {
     }
 }
 
-/// Answer of `POST /bookings` while the outcome is not known yet.
+/// Answer of a request whose outcome is not known yet (202).
 #[derive(Debug, Serialize)]
 pub struct Accepted {
     pub booking_id: Uuid,
-    pub status: &'static str,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_booking_id: Option<Uuid>,
+}
+
+/// `Prefer: wait=N` (RFC 7240): how long the client is willing to wait for the outcome.
+fn preferred_wait(headers: &HeaderMap, max_secs: u64) -> Option<StdDuration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pref| {
+            let (name, value) = pref.trim().split_once('=')?;
+            (name.trim().eq_ignore_ascii_case("wait"))
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()
+        .map(|secs| StdDuration::from_secs(secs.min(max_secs)))
+}
+
+/// Reads a booking, or waits up to `wait` for it to satisfy `done`.
+async fn await_booking(
+    state: &AppState,
+    id: Uuid,
+    wait: StdDuration,
+    done: impl Fn(&Booking) -> bool,
+) -> Result<Option<Booking>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Subscribe before reading so a decision in between still wakes us.
+        let subscription = state.outcomes.subscribe(id);
+        let booking = load(state, id).await?;
+        if let Some(booking) = booking.filter(|b| done(b)) {
+            return Ok(Some(booking));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        // Re-read at least every 250 ms in case a notification was lost.
+        subscription.wait((deadline - now).min(StdDuration::from_millis(250))).await;
+    }
+}
+
+fn is_decided(b: &Booking) -> bool {
+    b.status != "pending"
+}
+
+/// The answer once a new booking (create or reschedule) is decided, or 202 meanwhile.
+fn decided_response(booking: Option<Booking>, accepted: Accepted, waited: Option<StdDuration>) -> Response {
+    let applied = waited.map(|w| [(HeaderName::from_static("preference-applied"), format!("wait={}", w.as_secs()))]);
+    let location = [(header::LOCATION, format!("/bookings/{}", accepted.booking_id))];
+    match booking {
+        Some(b) if b.status == "confirmed" => (StatusCode::CREATED, location, applied, Json(b)).into_response(),
+        Some(b) if b.status == "rejected" || b.status == "cancelled" => {
+            let message = b.reason_message.clone().unwrap_or_else(|| "The booking was not confirmed.".into());
+            let code = b.reason_code.clone().unwrap_or_default();
+            let body = error_body("booking_rejected", &message, Some(serde_json::json!({ "reason_code": code, "booking": b })));
+            (StatusCode::CONFLICT, location, applied, Json(body)).into_response()
+        }
+        _ => (StatusCode::ACCEPTED, location, applied, Json(accepted)).into_response(),
+    }
 }
 
 async fn create_booking(
     State(state): State<AppState>,
+    headers: HeaderMap,
     AppJson(body): AppJson<NewBooking>,
 ) -> Result<Response, ApiError> {
     let processor = &state.settings.processor;
@@ -113,32 +181,38 @@ async fn create_booking(
         processor.max_duration_minutes,
     )
     .map_err(ApiError::Validation)?;
+    let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
 
     let booking_id = Uuid::new_v4();
     let span = tracing::info_span!("create_booking", booking_id = %booking_id);
-    accept_create(&state, booking_id, request).instrument(span).await?;
-
-    let location = format!("/bookings/{booking_id}");
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(Accepted { booking_id, status: "pending" }),
-    )
-        .into_response())
+    async {
+        accept_new(&state, booking_id, &request, BookingCommandKind::Create, None).await?;
+        let booking = match wait {
+            Some(wait) => await_booking(&state, booking_id, wait, is_decided).await?,
+            None => None,
+        };
+        let accepted = Accepted { booking_id, status: "pending".into(), previous_booking_id: None };
+        Ok(decided_response(booking, accepted, wait))
+    }
+    .instrument(span)
+    .await
 }
 
-/// Records the pending booking, then publishes its CREATE command.
-async fn accept_create(
+/// Records a new pending booking, then publishes the command that decides it. The row comes
+/// first so a GET right after the 202 finds it.
+async fn accept_new(
     state: &AppState,
     booking_id: Uuid,
-    request: BookingRequest,
+    request: &BookingRequest,
+    kind: BookingCommandKind,
+    previous_booking_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
     let command_id = Uuid::new_v4();
     let requested_at = Utc::now();
     sqlx::query(
         "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-                                   ends_at, reason, status, requested_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
+                                   ends_at, reason, status, previous_booking_id, requested_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(booking_id)
@@ -149,21 +223,22 @@ async fn accept_create(
     .bind(request.starts_at)
     .bind(request.ends_at)
     .bind(&request.reason)
+    .bind(previous_booking_id)
     .bind(requested_at)
     .execute(&state.pool)
     .await?;
 
     let command = BookingCommand {
         command_id: command_id.to_string(),
-        kind: BookingCommandKind::Create,
+        kind,
         booking_id: booking_id.to_string(),
         doctor_id: request.doctor_id.to_string(),
         patient_id: Some(request.patient_id.to_string()),
         center_id: Some(request.center_id.to_string()),
         starts_at: Some(request.starts_at.timestamp_millis()),
         ends_at: Some(request.ends_at.timestamp_millis()),
-        reason: request.reason,
-        previous_booking_id: None,
+        reason: request.reason.clone(),
+        previous_booking_id: previous_booking_id.map(|id| id.to_string()),
         requested_by: None,
         requested_at: requested_at.timestamp_millis(),
     };
@@ -171,8 +246,9 @@ async fn accept_create(
         close_unpublished(state, booking_id).await;
         return Err(err);
     }
-    metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => "create").increment(1);
-    tracing::info!("booking accepted");
+    let kind = if previous_booking_id.is_some() { "reschedule" } else { "create" };
+    metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => kind).increment(1);
+    tracing::info!(kind, "booking accepted");
     Ok(())
 }
 
@@ -214,7 +290,7 @@ async fn close_unpublished(state: &AppState, booking_id: Uuid) {
 }
 
 /// A booking as clients see it.
-#[derive(Debug, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Booking {
     pub id: Uuid,
     pub status: String,
@@ -236,16 +312,131 @@ pub const BOOKING_COLUMNS: &str = "id, status, doctor_id, patient_id, center_id,
     ends_at, reason, reason_code, reason_message, previous_booking_id, requested_at, decided_at,
     cancelled_at";
 
+async fn load(state: &AppState, id: Uuid) -> Result<Option<Booking>, ApiError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {BOOKING_COLUMNS} FROM appointments WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?)
+}
+
 async fn get_booking(
     State(state): State<AppState>,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Booking>, ApiError> {
-    let booking: Option<Booking> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {BOOKING_COLUMNS} FROM appointments WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?;
-    booking.map(Json).ok_or(ApiError::NotFound("booking"))
+    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("booking"))
+}
+
+/// Why a booking cannot be cancelled or moved any more.
+fn not_active(booking: &Booking, action: &str) -> ApiError {
+    match booking.status.as_str() {
+        "cancelled" => ApiError::conflict("already_cancelled", "This booking is already cancelled."),
+        _ => ApiError::conflict(
+            "not_active",
+            format!("This booking is {}; only pending or confirmed bookings can be {action}.", booking.status),
+        ),
+    }
+}
+
+async fn cancel_booking(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Response, ApiError> {
+    let booking = load(&state, id).await?.ok_or(ApiError::NotFound("booking"))?;
+    if !matches!(booking.status.as_str(), "pending" | "confirmed") {
+        return Err(not_active(&booking, "cancelled"));
+    }
+    let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
+    let span = tracing::info_span!("cancel_booking", booking_id = %id);
+    async {
+        let command = BookingCommand {
+            command_id: Uuid::new_v4().to_string(),
+            kind: BookingCommandKind::Cancel,
+            booking_id: id.to_string(),
+            doctor_id: booking.doctor_id.to_string(),
+            patient_id: Some(booking.patient_id.to_string()),
+            center_id: Some(booking.center_id.to_string()),
+            starts_at: None,
+            ends_at: None,
+            reason: None,
+            previous_booking_id: None,
+            requested_by: None,
+            requested_at: Utc::now().timestamp_millis(),
+        };
+        publish(&state, &command).await?;
+        metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => "cancel").increment(1);
+        tracing::info!("cancellation accepted");
+        let done = match wait {
+            Some(wait) => await_booking(&state, id, wait, |b| b.status == "cancelled").await?,
+            None => None,
+        };
+        let applied = wait.map(|w| [(HeaderName::from_static("preference-applied"), format!("wait={}", w.as_secs()))]);
+        Ok(match done {
+            Some(b) => (StatusCode::OK, applied, Json(b)).into_response(),
+            None => {
+                let accepted = Accepted { booking_id: id, status: booking.status.clone(), previous_booking_id: None };
+                (StatusCode::ACCEPTED, applied, Json(accepted)).into_response()
+            }
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Body of `POST /bookings/{id}/reschedule`: the new time, and optionally another doctor or
+/// center.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reschedule {
+    pub start: DateTime<Utc>,
+    pub duration_minutes: Option<i64>,
+    pub doctor_id: Option<Uuid>,
+    pub center_id: Option<Uuid>,
+    pub reason: Option<String>,
+}
+
+async fn reschedule_booking(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<Reschedule>,
+) -> Result<Response, ApiError> {
+    let old = load(&state, id).await?.ok_or(ApiError::NotFound("booking"))?;
+    if !matches!(old.status.as_str(), "pending" | "confirmed") {
+        return Err(not_active(&old, "rescheduled"));
+    }
+    let processor = &state.settings.processor;
+    let duration = body.duration_minutes.unwrap_or((old.ends_at - old.starts_at).num_minutes());
+    let request = BookingRequest::parse(
+        NewBooking {
+            patient_id: old.patient_id,
+            doctor_id: body.doctor_id.unwrap_or(old.doctor_id),
+            center_id: body.center_id.unwrap_or(old.center_id),
+            start: body.start,
+            duration_minutes: duration,
+            reason: body.reason.or(old.reason.clone()),
+        },
+        Utc::now(),
+        processor.min_duration_minutes,
+        processor.max_duration_minutes,
+    )
+    .map_err(ApiError::Validation)?;
+    let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
+    let new_id = Uuid::new_v4();
+    let span = tracing::info_span!("reschedule_booking", booking_id = %new_id, previous_booking_id = %id);
+    async {
+        accept_new(&state, new_id, &request, BookingCommandKind::Reschedule, Some(id)).await?;
+        let booking = match wait {
+            Some(wait) => await_booking(&state, new_id, wait, is_decided).await?,
+            None => None,
+        };
+        let accepted = Accepted { booking_id: new_id, status: "pending".into(), previous_booking_id: Some(id) };
+        Ok(decided_response(booking, accepted, wait))
+    }
+    .instrument(span)
+    .await
 }
 
 #[cfg(test)]
@@ -279,6 +470,18 @@ mod tests {
             .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["start", "duration_minutes"]);
+    }
+
+    #[test]
+    fn prefer_wait_is_parsed_and_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(preferred_wait(&h, 30), None);
+        h.insert("prefer", "respond-async, wait=5".parse().unwrap());
+        assert_eq!(preferred_wait(&h, 30), Some(StdDuration::from_secs(5)));
+        h.insert("prefer", "wait=120".parse().unwrap());
+        assert_eq!(preferred_wait(&h, 30), Some(StdDuration::from_secs(30)));
+        h.insert("prefer", "wait=soon".parse().unwrap());
+        assert_eq!(preferred_wait(&h, 30), None);
     }
 
     #[test]

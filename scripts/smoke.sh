@@ -8,7 +8,12 @@ mailpit=${CITAFLOW_DEV_MAILPIT_URL:-http://127.0.0.1:8025}
 export NO_PROXY=127.0.0.1,localhost
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-post() { curl -sS --fail-with-body -X POST "$api$1" -H 'content-type: application/json' -d "$2"; }
+
+admin_password=${CITAFLOW_DEV_ADMIN_PASSWORD:-$(cat "$(dirname "$0")/../.run/secrets/admin-password")}
+token=$(curl -sS --fail-with-body -X POST "$api/auth/login" -H 'content-type: application/json' \
+  -d "{\"username\":\"${CITAFLOW_DEV_ADMIN_USERNAME:-admin}\",\"password\":\"$admin_password\"}" | json "['access_token']")
+auth=(-H "authorization: Bearer $token")
+post() { curl -sS --fail-with-body -X POST "$api$1" "${auth[@]}" -H 'content-type: application/json' -d "$2"; }
 fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 
 suffix=$(date +%s%N)
@@ -18,7 +23,7 @@ doctor=$(post /doctors '{"name":"Dr. Smoke","specialty":"General"}' | json "['id
 patient=$(post /patients "{\"name\":\"Smoke Patient\",\"email\":\"$email\",\"language\":\"en\"}" | json "['id']")
 start=$(date -u -d '+3 days' +%Y-%m-%dT%H:00:00Z)
 
-status=$(curl -sS -o /tmp/smoke-booking.json -w '%{http_code}' -X POST "$api/bookings" \
+status=$(curl -sS -o /tmp/smoke-booking.json -w '%{http_code}' -X POST "$api/bookings" "${auth[@]}" \
   -H 'content-type: application/json' \
   -d "{\"patient_id\":\"$patient\",\"doctor_id\":\"$doctor\",\"center_id\":\"$center\",\"start\":\"$start\",\"duration_minutes\":30}")
 [[ $status == 202 ]] || fail "POST /bookings answered $status: $(cat /tmp/smoke-booking.json)"
@@ -28,7 +33,7 @@ echo "smoke: POST /bookings -> 202, booking $booking"
 deadline=$((SECONDS + 5))
 state=pending
 while ((SECONDS <= deadline)); do
-  state=$(curl -sS "$api/bookings/$booking" | json "['status']")
+  state=$(curl -sS "${auth[@]}" "$api/bookings/$booking" | json "['status']")
   [[ $state != pending ]] && break
   sleep 0.1
 done

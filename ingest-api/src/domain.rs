@@ -1,7 +1,17 @@
 //! Field rules of the directory: each parser returns the normalised value, or records why
 //! the field is invalid so one answer lists every problem.
 
-use crate::http::error::FieldError;
+use crate::http::error::{ApiError, FieldError};
+
+/// `Ok` when no field is invalid, else one 422 listing them all.
+pub fn collect(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+pub fn like_escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
 
 /// Trimmed, non-empty text of at most `max` characters.
 pub fn required_text(

@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod http;
 pub mod outcomes;
+pub mod passwords;
 pub mod state;
 
 use std::{sync::Arc, time::Duration};
@@ -14,7 +15,10 @@ use citaflow_schemas::{AvroCodec, RegistryClient};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::{
+    http::auth::{LoginLimiter, Role, TokenKeys},
+    state::AppState,
+};
 
 /// A built, bound, not yet serving ingest-api.
 pub struct Application {
@@ -31,6 +35,15 @@ impl Application {
     /// a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        let key = settings.auth.signing_key()?;
+        let tokens = Arc::new(TokenKeys::new(
+            key,
+            &settings.auth.issuer,
+            &settings.auth.audience,
+            settings.auth.token_ttl_secs,
+        ));
+        // 5 failures per username or 50 per address within 15 minutes, then 429.
+        let login_limiter = Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 50));
         let pool = db::pool(&settings.database)?;
         let producer = kafka::producer(&settings.kafka, "ingest-api")?;
         let registry = RegistryClient::new(
@@ -46,6 +59,8 @@ impl Application {
             producer: producer.clone(),
             commands,
             outcomes,
+            tokens,
+            login_limiter,
         };
 
         let readiness = ops::Readiness::default()
@@ -74,12 +89,53 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "ingest-api listening");
-        let result = axum::serve(self.listener, self.router)
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .context("serving HTTP");
         self.background.cancel();
         result
+    }
+}
+
+/// Creates an admin user, or sets the password of an existing one (`ingest-api create-admin`):
+/// the way to a first admin on a fresh install. Returns whether the user was created.
+pub async fn create_admin(settings: &Settings, username: &str, password: String) -> anyhow::Result<bool> {
+    if let Some(why) = passwords::weakness(&password) {
+        anyhow::bail!("the password {why}");
+    }
+    let mut errors = Vec::new();
+    let username = http::users::username(username, &mut errors)
+        .ok_or_else(|| anyhow::anyhow!("invalid username: {}", errors[0].message))?;
+    let pool = db::pool(&settings.database)?;
+    let hash = passwords::hash(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let existing: Option<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, role FROM users WHERE lower(username) = $1")
+            .bind(&username)
+            .fetch_optional(&pool)
+            .await?;
+    match existing {
+        Some((_, role)) if role != Role::Admin.as_str() => {
+            anyhow::bail!("user {username} exists with role {role}, not admin")
+        }
+        Some((id, _)) => {
+            sqlx::query("UPDATE users SET password_hash = $2, active = true, updated_at = now() WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .execute(&pool)
+                .await?;
+            Ok(false)
+        }
+        None => {
+            sqlx::query("INSERT INTO users (id, username, password_hash, role) VALUES ($1, $2, $3, 'admin')")
+                .bind(uuid::Uuid::new_v4())
+                .bind(&username)
+                .bind(hash)
+                .execute(&pool)
+                .await?;
+            Ok(true)
+        }
     }
 }
 

@@ -17,6 +17,15 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Create the first admin (or reset an admin's password) and exit. The password is read
+    /// from the environment variable named by --password-env (default CITAFLOW_ADMIN_PASSWORD),
+    /// never from the command line.
+    CreateAdmin {
+        #[arg(long, default_value = "admin")]
+        username: String,
+        #[arg(long, default_value = "CITAFLOW_ADMIN_PASSWORD")]
+        password_env: String,
+    },
 }
 
 #[tokio::main]
@@ -27,5 +36,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Application::build(settings).await?.run_until_stopped(shutdown::on_signal()).await,
         Command::Migrate => ingest_api::migrate(&settings).await,
+        Command::CreateAdmin { username, password_env } => {
+            let password = std::env::var(&password_env)
+                .map_err(|_| anyhow::anyhow!("set the admin password in {password_env}"))?;
+            let created = ingest_api::create_admin(&settings, &username, password).await?;
+            println!("{} admin user {username}", if created { "created" } else { "updated" });
+            Ok(())
+        }
     }
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use citaflow_platform::Settings;
 use citaflow_schemas::{AvroCodec, BookingCommand};
 
-use crate::outcomes::Outcomes;
+use crate::{
+    http::auth::{LoginLimiter, TokenKeys},
+    outcomes::Outcomes,
+};
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 
@@ -16,4 +19,6 @@ pub struct AppState {
     pub producer: FutureProducer,
     pub commands: AvroCodec<BookingCommand>,
     pub outcomes: Arc<Outcomes>,
+    pub tokens: Arc<TokenKeys>,
+    pub login_limiter: Arc<LoginLimiter>,
 }

@@ -103,6 +103,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub api_url: String,
     pub http: reqwest::Client,
+    /// A bearer token of this test's admin, sent by [`TestApp::post`] and [`TestApp::get`].
+    pub admin_token: String,
     pub pool: PgPool,
     pub database: String,
     pub topics: Vec<String>,
@@ -195,6 +197,12 @@ impl TestApp {
 
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
+        // The first admin, created the documented way (`ingest-api create-admin`'s function).
+        if services.api {
+            ingest_api::create_admin(&settings, ADMIN_USERNAME, ADMIN_PASSWORD.into())
+                .await
+                .expect("create the test admin");
+        }
         let mut api_url = String::new();
         let mut processor_port = None;
         if services.api {
@@ -222,11 +230,18 @@ impl TestApp {
                 tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
             }
         }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+        let admin_token = if services.api {
+            login(&http, &api_url, ADMIN_USERNAME, ADMIN_PASSWORD).await.expect("admin login")
+        } else {
+            String::new()
+        };
         TestApp {
             id,
             settings,
             api_url,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap(),
+            http,
+            admin_token,
             pool,
             database,
             topics,
@@ -300,12 +315,39 @@ impl TestApp {
         format!("{}{}", self.api_url, path)
     }
 
+    /// POST as the test's admin.
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(self.url(path)).json(body).send().await.expect("POST")
+        self.post_as(&self.admin_token, path, body).await
     }
 
+    /// GET as the test's admin.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.expect("GET")
+        self.get_as(&self.admin_token, path).await
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+    }
+
+    /// Any method, as `token` (empty: no Authorization header).
+    pub async fn request_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let mut request = self.http.request(method, self.url(path));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Logs in, answering the bearer token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        login(&self.http, &self.api_url, username, password).await.expect("login")
     }
 
     /// Creates a center, answering its id.
@@ -376,6 +418,21 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+pub const ADMIN_USERNAME: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+async fn login(http: &reqwest::Client, api_url: &str, username: &str, password: &str) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{api_url}/auth/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status == 200, "login as {username} answered {status}: {body}");
+    Ok(body["access_token"].as_str().context("access_token")?.to_owned())
 }
 
 /// Ids of one bookable combination.

@@ -148,6 +148,7 @@ async fn bad_requests_get_json_errors_never_500() {
     let malformed = app
         .http
         .post(app.url("/bookings"))
+        .bearer_auth(&app.admin_token)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -157,7 +158,7 @@ async fn bad_requests_get_json_errors_never_500() {
     let body: Value = malformed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "malformed_json");
 
-    let no_content_type = app.http.post(app.url("/bookings")).body("{}").send().await.unwrap();
+    let no_content_type = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).body("{}").send().await.unwrap();
     assert_eq!(no_content_type.status(), 415);
     let body: Value = no_content_type.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_media_type");
@@ -192,7 +193,7 @@ async fn bad_requests_get_json_errors_never_500() {
     assert_eq!(unknown_route.status(), 404);
     assert!(unknown_route.json::<Value>().await.unwrap()["error"]["message"].is_string());
 
-    let wrong_method = app.http.delete(app.url("/bookings")).send().await.unwrap();
+    let wrong_method = app.http.delete(app.url("/bookings")).bearer_auth(&app.admin_token).send().await.unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
 
@@ -200,6 +201,7 @@ async fn bad_requests_get_json_errors_never_500() {
     let too_big = app
         .http
         .post(app.url("/doctors"))
+        .bearer_auth(&app.admin_token)
         .header("content-type", "application/json")
         .body(format!("{{\"name\":\"{huge}\",\"specialty\":\"x\"}}"))
         .send()

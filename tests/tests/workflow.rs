@@ -340,13 +340,13 @@ async fn prefer_wait_answers_the_outcome_or_202_in_time() {
                "start": start.to_rfc3339(), "duration_minutes": 30})
     };
 
-    let confirmed = app.http.post(app.url("/bookings")).header("prefer", "wait=10").json(&body(start)).send().await.unwrap();
+    let confirmed = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).header("prefer", "wait=10").json(&body(start)).send().await.unwrap();
     assert_eq!(confirmed.status(), 201);
     assert_eq!(confirmed.headers()["preference-applied"], "wait=10");
     let b: Value = confirmed.json().await.unwrap();
     assert_eq!(b["status"], "confirmed");
 
-    let rejected = app.http.post(app.url("/bookings")).header("prefer", "wait=10").json(&body(start)).send().await.unwrap();
+    let rejected = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).header("prefer", "wait=10").json(&body(start)).send().await.unwrap();
     assert_eq!(rejected.status(), 409);
     let e: Value = rejected.json().await.unwrap();
     assert_eq!(e["error"]["code"], "booking_rejected");
@@ -355,7 +355,7 @@ async fn prefer_wait_answers_the_outcome_or_202_in_time() {
 
     // Not decided in time: 202, and the booking is there.
     let lock = hold_doctor_lock(&app, d.doctor).await;
-    let slow = app.http.post(app.url("/bookings")).header("prefer", "wait=1").json(&body(start + Minutes::hours(2))).send().await.unwrap();
+    let slow = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).header("prefer", "wait=1").json(&body(start + Minutes::hours(2))).send().await.unwrap();
     assert_eq!(slow.status(), 202);
     let accepted: Value = slow.json().await.unwrap();
     assert_eq!(accepted["status"], "pending");
@@ -372,7 +372,7 @@ async fn cancel_and_reschedule() {
     let start = in_hours(28);
     let wait = |path: String, body: Value| {
         let app = &app;
-        async move { app.http.post(app.url(&path)).header("prefer", "wait=10").json(&body).send().await.unwrap() }
+        async move { app.http.post(app.url(&path)).bearer_auth(&app.admin_token).header("prefer", "wait=10").json(&body).send().await.unwrap() }
     };
 
     // Cancel a confirmed booking, then again.

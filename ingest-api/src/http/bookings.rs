@@ -8,33 +8,50 @@
 use std::time::Duration as StdDuration;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::{HeaderMap, HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use chrono::{DateTime, Duration, Utc};
 use citaflow_schemas::{BookingCommand, BookingCommandKind};
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use sqlx::{FromRow, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::error::{ApiError, AppJson, AppPath, FieldError, error_body};
+use super::{
+    auth::{AuthUser, Role},
+    error::{ApiError, AppJson, AppPath, AppQuery, FieldError, error_body},
+    pagination::{Page, PageParams},
+};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/bookings", post(create_booking))
-        .route("/bookings/{id}", get(get_booking))
-        .route("/bookings/{id}/cancel", post(cancel_booking))
-        .route("/bookings/{id}/reschedule", post(reschedule_booking))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_booking, list_bookings))
+        .routes(routes!(get_booking))
+        .routes(routes!(cancel_booking))
+        .routes(routes!(reschedule_booking))
+}
+
+/// Who may book, cancel and move appointments.
+const BOOKERS: &[Role] = &[Role::Admin, Role::Secretary, Role::Patient];
+
+/// Whether `user` may see or change `booking`; others get 404 so ids reveal nothing.
+fn visible_to(user: &AuthUser, booking: &Booking) -> bool {
+    match user.role {
+        Role::Admin | Role::Secretary => true,
+        Role::Patient => user.patient_id == Some(booking.patient_id),
+        Role::Doctor => user.doctor_id == Some(booking.doctor_id),
+    }
 }
 
 /// Body of `POST /bookings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBooking {
     pub patient_id: Uuid,
@@ -99,7 +116,7 @@ impl BookingRequest {
 }
 
 /// Answer of a request whose outcome is not known yet (202).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub booking_id: Uuid,
     pub status: String,
@@ -168,11 +185,28 @@ fn decided_response(booking: Option<Booking>, accepted: Accepted, waited: Option
     }
 }
 
+/// Request a booking. Answers 202 `pending`; with `Prefer: wait=N` (N ≤ 30) answers the
+/// outcome when it comes in time: 201 confirmed or 409 rejected with the reason.
+/// Patients book for themselves; secretaries and admins for anyone.
+#[utoipa::path(post, path = "/bookings", tag = "bookings", security(("bearer" = [])),
+    request_body = NewBooking,
+    params(("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the outcome")),
+    responses(
+        (status = 202, description = "Accepted, not decided yet", body = Accepted),
+        (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
+        (status = 409, description = "Rejected (Prefer: wait)", body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody),
+    ))]
 async fn create_booking(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     AppJson(body): AppJson<NewBooking>,
 ) -> Result<Response, ApiError> {
+    user.require(BOOKERS)?;
+    if user.role == Role::Patient && user.patient_id != Some(body.patient_id) {
+        return Err(ApiError::Forbidden);
+    }
     let processor = &state.settings.processor;
     let request = BookingRequest::parse(
         body,
@@ -186,7 +220,7 @@ async fn create_booking(
     let booking_id = Uuid::new_v4();
     let span = tracing::info_span!("create_booking", booking_id = %booking_id);
     async {
-        accept_new(&state, booking_id, &request, BookingCommandKind::Create, None).await?;
+        accept_new(&state, &user, booking_id, &request, BookingCommandKind::Create, None).await?;
         let booking = match wait {
             Some(wait) => await_booking(&state, booking_id, wait, is_decided).await?,
             None => None,
@@ -202,6 +236,7 @@ async fn create_booking(
 /// first so a GET right after the 202 finds it.
 async fn accept_new(
     state: &AppState,
+    user: &AuthUser,
     booking_id: Uuid,
     request: &BookingRequest,
     kind: BookingCommandKind,
@@ -211,8 +246,9 @@ async fn accept_new(
     let requested_at = Utc::now();
     sqlx::query(
         "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-                                   ends_at, reason, status, previous_booking_id, requested_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
+                                   ends_at, reason, status, previous_booking_id, requested_at,
+                                   requested_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(booking_id)
@@ -225,6 +261,7 @@ async fn accept_new(
     .bind(&request.reason)
     .bind(previous_booking_id)
     .bind(requested_at)
+    .bind(user.user_id)
     .execute(&state.pool)
     .await?;
 
@@ -239,7 +276,7 @@ async fn accept_new(
         ends_at: Some(request.ends_at.timestamp_millis()),
         reason: request.reason.clone(),
         previous_booking_id: previous_booking_id.map(|id| id.to_string()),
-        requested_by: None,
+        requested_by: Some(user.user_id.to_string()),
         requested_at: requested_at.timestamp_millis(),
     };
     if let Err(err) = publish(state, &command).await {
@@ -290,7 +327,7 @@ async fn close_unpublished(state: &AppState, booking_id: Uuid) {
 }
 
 /// A booking as clients see it.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
 pub struct Booking {
     pub id: Uuid,
     pub status: String,
@@ -321,11 +358,125 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<Booking>, ApiError> {
     .await?)
 }
 
+/// A booking by id. Patients and doctors see only their own (others answer 404).
+#[utoipa::path(get, path = "/bookings/{id}", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Booking), (status = 404, body = super::error::ErrorBody)))]
 async fn get_booking(
     State(state): State<AppState>,
+    user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Booking>, ApiError> {
-    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("booking"))
+    load(&state, id)
+        .await?
+        .filter(|b| visible_to(&user, b))
+        .map(Json)
+        .ok_or(ApiError::NotFound("booking"))
+}
+
+/// Filters of `GET /bookings`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BookingFilter {
+    pub doctor_id: Option<Uuid>,
+    pub center_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+    /// `pending`, `confirmed`, `rejected` or `cancelled`.
+    pub status: Option<String>,
+    /// Appointments starting at or after this time (RFC 3339) or day (`YYYY-MM-DD`, UTC).
+    pub from: Option<String>,
+    /// Appointments starting before this time (RFC 3339) or the end of this day.
+    pub to: Option<String>,
+    /// `starts_at` (default) or `-starts_at`.
+    pub sort: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// `2026-12-01` or an RFC 3339 time; `end_of_day` moves a bare day to its end.
+fn parse_bound(field: &str, value: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(day) => {
+            let day = if end_of_day { day.succ_opt().unwrap_or(day) } else { day };
+            Ok(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+        }
+        Err(_) => Err(ApiError::validation(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time")),
+    }
+}
+
+/// List bookings, paginated, sorted by start time. Doctors see only their agenda, patients
+/// only their own bookings; secretaries and admins filter by doctor, center, patient, status
+/// and dates.
+#[utoipa::path(get, path = "/bookings", tag = "bookings", security(("bearer" = [])),
+    params(BookingFilter), responses((status = 200, body = Page<Booking>), (status = 403, body = super::error::ErrorBody)))]
+async fn list_bookings(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppQuery(mut filter): AppQuery<BookingFilter>,
+) -> Result<Json<Page<Booking>>, ApiError> {
+    match user.role {
+        Role::Admin | Role::Secretary => {}
+        Role::Doctor => {
+            if filter.doctor_id.is_some_and(|d| Some(d) != user.doctor_id) {
+                return Err(ApiError::Forbidden);
+            }
+            filter.doctor_id = Some(user.doctor_id.ok_or(ApiError::Forbidden)?);
+        }
+        Role::Patient => {
+            if filter.patient_id.is_some_and(|p| Some(p) != user.patient_id) {
+                return Err(ApiError::Forbidden);
+            }
+            filter.patient_id = Some(user.patient_id.ok_or(ApiError::Forbidden)?);
+        }
+    }
+    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let from = filter.from.as_deref().map(|v| parse_bound("from", v, false)).transpose()?;
+    let to = filter.to.as_deref().map(|v| parse_bound("to", v, true)).transpose()?;
+    if let Some(status) = &filter.status {
+        if !matches!(status.as_str(), "pending" | "confirmed" | "rejected" | "cancelled") {
+            return Err(ApiError::validation("status", "must be pending, confirmed, rejected or cancelled"));
+        }
+    }
+    let descending = match filter.sort.as_deref() {
+        None | Some("starts_at") => false,
+        Some("-starts_at") => true,
+        Some(_) => return Err(ApiError::validation("sort", "must be starts_at or -starts_at")),
+    };
+    let conditions = |qb: &mut QueryBuilder<Postgres>| {
+        qb.push(" WHERE true");
+        if let Some(v) = filter.doctor_id {
+            qb.push(" AND doctor_id = ").push_bind(v);
+        }
+        if let Some(v) = filter.center_id {
+            qb.push(" AND center_id = ").push_bind(v);
+        }
+        if let Some(v) = filter.patient_id {
+            qb.push(" AND patient_id = ").push_bind(v);
+        }
+        if let Some(v) = &filter.status {
+            qb.push(" AND status = ").push_bind(v.clone());
+        }
+        if let Some(v) = from {
+            qb.push(" AND starts_at >= ").push_bind(v);
+        }
+        if let Some(v) = to {
+            qb.push(" AND starts_at < ").push_bind(v);
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT count(*) FROM appointments");
+    conditions(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+    let mut select = QueryBuilder::new(format!("SELECT {BOOKING_COLUMNS} FROM appointments"));
+    conditions(&mut select);
+    // Ties broken by id, so pages are stable.
+    select.push(if descending { " ORDER BY starts_at DESC, id DESC" } else { " ORDER BY starts_at, id" });
+    select.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    let items = select.build_query_as().fetch_all(&state.pool).await?;
+    Ok(Json(Page { items, page, per_page, total }))
 }
 
 /// Why a booking cannot be cancelled or moved any more.
@@ -339,12 +490,23 @@ fn not_active(booking: &Booking, action: &str) -> ApiError {
     }
 }
 
+/// Cancel a pending or confirmed booking (patients their own; secretaries, admins any).
+/// Answers 202, or with `Prefer: wait=N` 200 with the cancelled booking; 409 when it is
+/// already cancelled or no longer active.
+#[utoipa::path(post, path = "/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
+    responses((status = 202, body = Accepted), (status = 200, body = Booking), (status = 409, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 async fn cancel_booking(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    let booking = load(&state, id).await?.ok_or(ApiError::NotFound("booking"))?;
+    user.require(BOOKERS)?;
+    let booking = load(&state, id)
+        .await?
+        .filter(|b| visible_to(&user, b))
+        .ok_or(ApiError::NotFound("booking"))?;
     if !matches!(booking.status.as_str(), "pending" | "confirmed") {
         return Err(not_active(&booking, "cancelled"));
     }
@@ -362,7 +524,7 @@ async fn cancel_booking(
             ends_at: None,
             reason: None,
             previous_booking_id: None,
-            requested_by: None,
+            requested_by: Some(user.user_id.to_string()),
             requested_at: Utc::now().timestamp_millis(),
         };
         publish(&state, &command).await?;
@@ -387,7 +549,7 @@ async fn cancel_booking(
 
 /// Body of `POST /bookings/{id}/reschedule`: the new time, and optionally another doctor or
 /// center.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     pub start: DateTime<Utc>,
@@ -397,13 +559,25 @@ pub struct Reschedule {
     pub reason: Option<String>,
 }
 
+/// Move a booking to a new time (and optionally another doctor or center). The old booking is
+/// cancelled only when the new slot is confirmed, in the same decision; otherwise it stays and
+/// the answer says why. Answers 202 with the new booking id; with `Prefer: wait=N`, 201 or 409.
+#[utoipa::path(post, path = "/bookings/{id}/reschedule", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
+    request_body = Reschedule,
+    responses((status = 202, body = Accepted), (status = 201, body = Booking), (status = 409, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 async fn reschedule_booking(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     AppPath(id): AppPath<Uuid>,
     AppJson(body): AppJson<Reschedule>,
 ) -> Result<Response, ApiError> {
-    let old = load(&state, id).await?.ok_or(ApiError::NotFound("booking"))?;
+    user.require(BOOKERS)?;
+    let old = load(&state, id)
+        .await?
+        .filter(|b| visible_to(&user, b))
+        .ok_or(ApiError::NotFound("booking"))?;
     if !matches!(old.status.as_str(), "pending" | "confirmed") {
         return Err(not_active(&old, "rescheduled"));
     }
@@ -427,7 +601,7 @@ async fn reschedule_booking(
     let new_id = Uuid::new_v4();
     let span = tracing::info_span!("reschedule_booking", booking_id = %new_id, previous_booking_id = %id);
     async {
-        accept_new(&state, new_id, &request, BookingCommandKind::Reschedule, Some(id)).await?;
+        accept_new(&state, &user, new_id, &request, BookingCommandKind::Reschedule, Some(id)).await?;
         let booking = match wait {
             Some(wait) => await_booking(&state, new_id, wait, is_decided).await?,
             None => None,

@@ -101,20 +101,39 @@ impl ApiError {
     }
 }
 
+/// The shape of every error response.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `slot_taken`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Extra information (invalid fields, the rejected booking, ...).
+    #[schema(value_type = Object, nullable = true)]
+    pub details: Option<Value>,
+}
+
 /// The JSON body of an error.
 pub fn error_body(code: &str, message: &str, details: Option<Value>) -> Value {
     json!({ "error": { "code": code, "message": message, "details": details } })
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Status, code, client-facing message and details; internal causes are logged here and
+    /// never returned.
+    pub fn parts(&self) -> (StatusCode, &'static str, String, Option<Value>) {
         let (status, code, details) = self.status_code_details();
-        match &self {
+        match self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
             _ => {}
         }
-        let message = match &self {
+        let message = match self {
             ApiError::Unavailable(_) => {
                 "A dependency is temporarily unavailable; nothing was changed. Try again shortly."
                     .to_string()
@@ -123,7 +142,17 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => "You are not allowed to do this.".to_string(),
             other => other.to_string(),
         };
+        (status, code, message, details)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = self.parts();
         let mut response = (status, Json(error_body(code, &message, details))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let ApiError::TooManyRequests { retry_after_secs } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -201,11 +230,12 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// Duplicate messages by constraint name, so clients learn which field clashed.
-fn duplicate_message(constraint: Option<&str>) -> String {
+pub fn duplicate_message(constraint: Option<&str>) -> String {
     match constraint {
         Some("users_username_key") => "A user with this username already exists.".into(),
         Some("centers_name_key") => "A center with this name already exists.".into(),
         Some("patients_email_key") => "A patient with this email already exists.".into(),
+        Some("appointments_pkey") => "This booking already exists.".into(),
         Some("doctors_user_id_key") | Some("patients_user_id_key") => {
             "This user is already linked to another record.".into()
         }

@@ -1,30 +1,90 @@
-//! The REST API: one module per resource, each owning its router.
+//! The REST API: one module per resource, each owning its router and its part of the OpenAPI
+//! document (generated from the handlers, so the document and the routes cannot drift).
 
+pub mod auth;
 pub mod bookings;
-pub mod directory;
+pub mod bulk;
+pub mod centers;
+pub mod doctors;
 pub mod error;
+pub mod pagination;
+pub mod patients;
+pub mod users;
 
 use std::time::Instant;
 
 use axum::{
-    Router,
+    Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
     middleware::{self, Next},
     response::Response,
+    routing::get,
 };
 use citaflow_platform::ops;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
 
-/// The whole HTTP surface of ingest-api, ready for `axum::serve` or in-process `oneshot` tests.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Citaflow API",
+        description = "Clinic appointments: directory, bookings decided in order per doctor, notifications. Every error has the shape `{\"error\": {\"code\", \"message\", \"details\"}}`.",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign in"),
+        (name = "bookings", description = "Request, read, cancel and move appointments"),
+        (name = "centers", description = "Clinics of the network"),
+        (name = "doctors", description = "Doctors and their users"),
+        (name = "patients", description = "Patients and their users"),
+        (name = "users", description = "Staff accounts"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The API's routes with their OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(bookings::router())
+        .merge(centers::router())
+        .merge(doctors::router())
+        .merge(patients::router())
+        .merge(users::router())
+        .split_for_parts()
+}
+
+/// The whole HTTP surface of ingest-api, ready for `axum::serve` or in-process tests.
 pub fn router(state: AppState, readiness: ops::Readiness) -> Router {
     let body_limit = state.settings.api.body_limit_bytes;
+    let (api, openapi) = api();
+    let document = openapi.clone();
     Router::new()
-        .merge(bookings::router())
-        .merge(directory::router())
+        .merge(api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .route("/openapi.json", get(move || std::future::ready(Json(document.clone()))))
+        .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
         .merge(ops::router(readiness))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(record_metrics))

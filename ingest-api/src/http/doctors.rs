@@ -1,0 +1,223 @@
+//! `/doctors`: creating a doctor creates its `doctor` user. Admins manage them; every
+//! signed-in user can read them.
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{FromRow, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::{AuthUser, Role},
+    bulk::{self, BulkResult},
+    error::{ApiError, AppJson, AppPath, AppQuery},
+    pagination::{Page, PageParams},
+    users,
+};
+use crate::{domain, state::AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_doctor, list_doctors))
+        .routes(routes!(create_doctors))
+        .routes(routes!(get_doctor, update_doctor))
+        .routes(routes!(deactivate_doctor))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDoctor {
+    pub name: String,
+    pub specialty: String,
+    /// Username of the doctor's user (default `doctor-<first 8 characters of the id>`).
+    pub username: Option<String>,
+    /// Password of the doctor's user; without one the doctor cannot log in until it is set.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct Doctor {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub name: String,
+    pub specialty: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, user_id, name, specialty, active, created_at";
+
+async fn create_one(state: &AppState, body: NewDoctor) -> Result<Uuid, ApiError> {
+    let mut errors = Vec::new();
+    let name = domain::required_text("name", &body.name, 200, &mut errors);
+    let specialty = domain::required_text("specialty", &body.specialty, 100, &mut errors);
+    let id = Uuid::new_v4();
+    let username = match &body.username {
+        Some(u) => users::username(u, &mut errors),
+        None => Some(format!("doctor-{}", &id.simple().to_string()[..8])),
+    };
+    let password = users::optional_password(body.password, &mut errors);
+    domain::collect(errors)?;
+    let mut tx = state.pool.begin().await?;
+    let user_id = users::insert_user(&mut tx, &username.expect("validated"), password, Role::Doctor).await?;
+    sqlx::query("INSERT INTO doctors (id, user_id, name, specialty) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(user_id)
+        .bind(name)
+        .bind(specialty)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn load(state: &AppState, id: Uuid) -> Result<Option<Doctor>, ApiError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM doctors WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?)
+}
+
+/// Create a doctor and its user (admin).
+#[utoipa::path(post, path = "/doctors", tag = "doctors", security(("bearer" = [])),
+    request_body = NewDoctor,
+    responses((status = 201, body = Doctor), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+async fn create_doctor(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(body): AppJson<NewDoctor>,
+) -> Result<(StatusCode, Json<Doctor>), ApiError> {
+    user.require(&[Role::Admin])?;
+    let id = create_one(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("doctor"))?)))
+}
+
+/// Create many doctors; each item gets its own result (admin).
+#[utoipa::path(post, path = "/doctors/bulk", tag = "doctors", security(("bearer" = [])),
+    request_body = Vec<NewDoctor>, responses((status = 200, body = BulkResult)))]
+async fn create_doctors(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(items): AppJson<Vec<Value>>,
+) -> Result<Json<BulkResult>, ApiError> {
+    user.require(&[Role::Admin])?;
+    bulk::run(items, |body: NewDoctor| create_one(&state, body)).await
+}
+
+/// A doctor by id.
+#[utoipa::path(get, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Doctor), (status = 404, body = super::error::ErrorBody)))]
+async fn get_doctor(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Doctor>, ApiError> {
+    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("doctor"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorFilter {
+    /// Part of the name.
+    pub q: Option<String>,
+    pub specialty: Option<String>,
+    pub active: Option<bool>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// List doctors, paginated and filterable.
+#[utoipa::path(get, path = "/doctors", tag = "doctors", security(("bearer" = [])),
+    params(DoctorFilter), responses((status = 200, body = Page<Doctor>)))]
+async fn list_doctors(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    AppQuery(filter): AppQuery<DoctorFilter>,
+) -> Result<Json<Page<Doctor>>, ApiError> {
+    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let conditions = |qb: &mut QueryBuilder<Postgres>| {
+        qb.push(" WHERE true");
+        if let Some(active) = filter.active {
+            qb.push(" AND active = ").push_bind(active);
+        }
+        if let Some(specialty) = &filter.specialty {
+            qb.push(" AND lower(specialty) = lower(").push_bind(specialty.clone()).push(")");
+        }
+        if let Some(q) = &filter.q {
+            qb.push(" AND name ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT count(*) FROM doctors");
+    conditions(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+    let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM doctors"));
+    conditions(&mut select);
+    select.push(" ORDER BY name, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    let items = select.build_query_as().fetch_all(&state.pool).await?;
+    Ok(Json(Page { items, page, per_page, total }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorUpdate {
+    pub name: Option<String>,
+    pub specialty: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Update a doctor (admin).
+#[utoipa::path(patch, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = DoctorUpdate, responses((status = 200, body = Doctor)))]
+async fn update_doctor(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<DoctorUpdate>,
+) -> Result<Json<Doctor>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let mut errors = Vec::new();
+    let name = body.name.as_deref().and_then(|v| domain::required_text("name", v, 200, &mut errors));
+    let specialty = body.specialty.as_deref().and_then(|v| domain::required_text("specialty", v, 100, &mut errors));
+    domain::collect(errors)?;
+    let updated: Option<Doctor> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE doctors SET name = COALESCE($2, name), specialty = COALESCE($3, specialty),
+                active = COALESCE($4, active), updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(name)
+    .bind(specialty)
+    .bind(body.active)
+    .fetch_optional(&state.pool)
+    .await?;
+    updated.map(Json).ok_or(ApiError::NotFound("doctor"))
+}
+
+/// Deactivate a doctor and its user: new bookings with them are rejected (admin).
+#[utoipa::path(post, path = "/doctors/{id}/deactivate", tag = "doctors", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Doctor)))]
+async fn deactivate_doctor(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Doctor>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let mut tx = state.pool.begin().await?;
+    let updated: Option<Doctor> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE doctors SET active = false, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let doctor = updated.ok_or(ApiError::NotFound("doctor"))?;
+    sqlx::query("UPDATE users SET active = false, updated_at = now() WHERE id = $1")
+        .bind(doctor.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(doctor))
+}

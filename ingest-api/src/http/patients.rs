@@ -1,0 +1,259 @@
+//! `/patients`: creating a patient creates its `patient` user. Admins and secretaries manage
+//! them; a patient reads only their own record (others answer 404, revealing nothing).
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{FromRow, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::{AuthUser, Role},
+    bulk::{self, BulkResult},
+    error::{ApiError, AppJson, AppPath, AppQuery},
+    pagination::{Page, PageParams},
+    users,
+};
+use crate::{domain, state::AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_patient, list_patients))
+        .routes(routes!(create_patients))
+        .routes(routes!(get_patient, update_patient))
+        .routes(routes!(deactivate_patient))
+}
+
+const STAFF: &[Role] = &[Role::Admin, Role::Secretary];
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPatient {
+    pub name: String,
+    /// E.164, e.g. `+34600123456`.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// `es` or `en`.
+    pub language: Option<String>,
+    /// `ACTIVE` (default) or `INACTIVE`.
+    pub status: Option<String>,
+    /// Username of the patient's user (default: the email, else `patient-<id prefix>`).
+    pub username: Option<String>,
+    /// Password of the patient's user; without one the patient cannot log in until it is set.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct Patient {
+    pub id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, user_id, name, phone, email, language, status, created_at";
+
+async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError> {
+    let mut errors = Vec::new();
+    let name = domain::required_text("name", &body.name, 200, &mut errors);
+    let phone = body.phone.as_deref().and_then(|p| domain::phone("phone", p, &mut errors));
+    let email = body.email.as_deref().and_then(|e| domain::email("email", e, &mut errors));
+    let language = domain::language("language", body.language.as_deref(), &mut errors);
+    let status = domain::patient_status("status", body.status.as_deref(), &mut errors);
+    let id = Uuid::new_v4();
+    let username = match (&body.username, &email) {
+        (Some(u), _) => users::username(u, &mut errors),
+        (None, Some(email)) => Some(email.clone()),
+        (None, None) => Some(format!("patient-{}", &id.simple().to_string()[..8])),
+    };
+    let password = users::optional_password(body.password, &mut errors);
+    domain::collect(errors)?;
+    let mut tx = state.pool.begin().await?;
+    let user_id = users::insert_user(&mut tx, &username.expect("validated"), password, Role::Patient).await?;
+    sqlx::query(
+        "INSERT INTO patients (id, user_id, name, phone, email, language, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(name)
+    .bind(phone)
+    .bind(email)
+    .bind(language)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn load(state: &AppState, id: Uuid) -> Result<Option<Patient>, ApiError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM patients WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?)
+}
+
+/// Create a patient and its user (admin, secretary).
+#[utoipa::path(post, path = "/patients", tag = "patients", security(("bearer" = [])),
+    request_body = NewPatient,
+    responses((status = 201, body = Patient), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+async fn create_patient(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(body): AppJson<NewPatient>,
+) -> Result<(StatusCode, Json<Patient>), ApiError> {
+    user.require(STAFF)?;
+    let id = create_one(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("patient"))?)))
+}
+
+/// Create many patients; each item gets its own result (admin, secretary).
+#[utoipa::path(post, path = "/patients/bulk", tag = "patients", security(("bearer" = [])),
+    request_body = Vec<NewPatient>, responses((status = 200, body = BulkResult)))]
+async fn create_patients(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(items): AppJson<Vec<Value>>,
+) -> Result<Json<BulkResult>, ApiError> {
+    user.require(STAFF)?;
+    bulk::run(items, |body: NewPatient| create_one(&state, body)).await
+}
+
+/// A patient by id (staff; a patient only themselves).
+#[utoipa::path(get, path = "/patients/{id}", tag = "patients", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Patient), (status = 404, body = super::error::ErrorBody)))]
+async fn get_patient(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Patient>, ApiError> {
+    match user.role {
+        Role::Admin | Role::Secretary => {}
+        Role::Patient if user.patient_id == Some(id) => {}
+        Role::Patient => return Err(ApiError::NotFound("patient")),
+        Role::Doctor => return Err(ApiError::Forbidden),
+    }
+    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("patient"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PatientFilter {
+    /// Part of the name.
+    pub q: Option<String>,
+    pub email: Option<String>,
+    /// `ACTIVE` or `INACTIVE`.
+    pub status: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// List patients, paginated and filterable (admin, secretary).
+#[utoipa::path(get, path = "/patients", tag = "patients", security(("bearer" = [])),
+    params(PatientFilter), responses((status = 200, body = Page<Patient>)))]
+async fn list_patients(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppQuery(filter): AppQuery<PatientFilter>,
+) -> Result<Json<Page<Patient>>, ApiError> {
+    user.require(STAFF)?;
+    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let conditions = |qb: &mut QueryBuilder<Postgres>| {
+        qb.push(" WHERE true");
+        if let Some(status) = &filter.status {
+            qb.push(" AND status = ").push_bind(status.trim().to_uppercase());
+        }
+        if let Some(email) = &filter.email {
+            qb.push(" AND lower(email) = lower(").push_bind(email.trim().to_owned()).push(")");
+        }
+        if let Some(q) = &filter.q {
+            qb.push(" AND name ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT count(*) FROM patients");
+    conditions(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+    let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM patients"));
+    conditions(&mut select);
+    select.push(" ORDER BY name, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    let items = select.build_query_as().fetch_all(&state.pool).await?;
+    Ok(Json(Page { items, page, per_page, total }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientUpdate {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Update a patient (admin, secretary).
+#[utoipa::path(patch, path = "/patients/{id}", tag = "patients", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = PatientUpdate, responses((status = 200, body = Patient)))]
+async fn update_patient(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<PatientUpdate>,
+) -> Result<Json<Patient>, ApiError> {
+    user.require(STAFF)?;
+    let mut errors = Vec::new();
+    let name = body.name.as_deref().and_then(|v| domain::required_text("name", v, 200, &mut errors));
+    let phone = body.phone.as_deref().and_then(|p| domain::phone("phone", p, &mut errors));
+    let email = body.email.as_deref().and_then(|e| domain::email("email", e, &mut errors));
+    let language = domain::language("language", body.language.as_deref(), &mut errors);
+    let status = body.status.as_deref().map(|s| domain::patient_status("status", Some(s), &mut errors));
+    domain::collect(errors)?;
+    let updated: Option<Patient> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE patients SET name = COALESCE($2, name), phone = COALESCE($3, phone),
+                email = COALESCE($4, email), language = COALESCE($5, language),
+                status = COALESCE($6, status), updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(name)
+    .bind(phone)
+    .bind(email)
+    .bind(language)
+    .bind(status)
+    .fetch_optional(&state.pool)
+    .await?;
+    updated.map(Json).ok_or(ApiError::NotFound("patient"))
+}
+
+/// Deactivate a patient and their user: new bookings for them are rejected (admin, secretary).
+#[utoipa::path(post, path = "/patients/{id}/deactivate", tag = "patients", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Patient)))]
+async fn deactivate_patient(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<Patient>, ApiError> {
+    user.require(STAFF)?;
+    let mut tx = state.pool.begin().await?;
+    let updated: Option<Patient> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE patients SET status = 'INACTIVE', updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let patient = updated.ok_or(ApiError::NotFound("patient"))?;
+    sqlx::query("UPDATE users SET active = false, updated_at = now() WHERE id = $1")
+        .bind(patient.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(patient))
+}

@@ -1,0 +1,285 @@
+//! `/users`: staff accounts (admins and secretaries) and passwords; admin only. Doctors' and
+//! patients' users are created with their directory records.
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::{AuthUser, Role},
+    bulk::{self, BulkResult},
+    error::{ApiError, AppJson, AppPath, AppQuery, FieldError},
+    pagination::{Page, PageParams},
+};
+use crate::{domain, passwords, state::AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(create_users))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(set_password))
+        .routes(routes!(deactivate_user))
+}
+
+/// A new staff user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    /// `admin` or `secretary` (doctors and patients get users with their records).
+    pub role: Role,
+}
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub role: Role,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, username, role, active, created_at";
+
+/// Validates and normalises a username.
+pub fn username(value: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    let value = value.trim().to_lowercase();
+    let valid = (3..=100).contains(&value.chars().count())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
+    if valid {
+        Some(value)
+    } else {
+        errors.push(FieldError::new(
+            "username",
+            "must be 3 to 100 characters: letters, digits, and . _ - @ +",
+        ));
+        None
+    }
+}
+
+/// Inserts a user; `password` may be absent (the user cannot log in until one is set).
+pub async fn insert_user(
+    conn: &mut PgConnection,
+    username: &str,
+    password: Option<String>,
+    role: Role,
+) -> Result<Uuid, ApiError> {
+    let hash = match password {
+        Some(p) => Some(passwords::hash(p).await?),
+        None => None,
+    };
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, username, password_hash, role) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(username)
+        .bind(hash)
+        .bind(role.as_str())
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Checks an optional password for a new doctor or patient user.
+pub fn optional_password(value: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let password = value?;
+    if let Some(why) = passwords::weakness(&password) {
+        errors.push(FieldError::new("password", why));
+        return None;
+    }
+    Some(password)
+}
+
+async fn create_one(state: &AppState, body: NewUser) -> Result<Uuid, ApiError> {
+    let mut errors = Vec::new();
+    let name = username(&body.username, &mut errors);
+    if let Some(why) = passwords::weakness(&body.password) {
+        errors.push(FieldError::new("password", why));
+    }
+    if !matches!(body.role, Role::Admin | Role::Secretary) {
+        errors.push(FieldError::new("role", "must be admin or secretary; doctors and patients are created with their records"));
+    }
+    domain::collect(errors)?;
+    let mut conn = state.pool.acquire().await?;
+    insert_user(&mut conn, &name.expect("validated"), Some(body.password), body.role).await
+}
+
+/// Create a staff user (admin only).
+#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])),
+    request_body = NewUser,
+    responses((status = 201, body = User), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+async fn create_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(body): AppJson<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    user.require(&[Role::Admin])?;
+    let id = create_one(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("user"))?)))
+}
+
+/// Create many staff users; each item gets its own result.
+#[utoipa::path(post, path = "/users/bulk", tag = "users", security(("bearer" = [])),
+    request_body = Vec<NewUser>, responses((status = 200, body = BulkResult)))]
+async fn create_users(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(items): AppJson<Vec<Value>>,
+) -> Result<Json<BulkResult>, ApiError> {
+    user.require(&[Role::Admin])?;
+    bulk::run(items, |body: NewUser| create_one(&state, body)).await
+}
+
+async fn load(state: &AppState, id: Uuid) -> Result<Option<User>, ApiError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?)
+}
+
+/// A user by id (admin only).
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = User), (status = 404, body = super::error::ErrorBody)))]
+async fn get_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<User>, ApiError> {
+    user.require(&[Role::Admin])?;
+    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("user"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// Part of the username.
+    pub q: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// List users (admin only), paginated and filterable.
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
+    params(UserFilter), responses((status = 200, body = Page<User>)))]
+async fn list_users(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppQuery(filter): AppQuery<UserFilter>,
+) -> Result<Json<Page<User>>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let conditions = |qb: &mut QueryBuilder<Postgres>| {
+        qb.push(" WHERE true");
+        if let Some(role) = filter.role {
+            qb.push(" AND role = ").push_bind(role.as_str());
+        }
+        if let Some(active) = filter.active {
+            qb.push(" AND active = ").push_bind(active);
+        }
+        if let Some(q) = &filter.q {
+            qb.push(" AND username ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+        }
+    };
+    let mut count = QueryBuilder::new("SELECT count(*) FROM users");
+    conditions(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+    let mut select = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users"));
+    conditions(&mut select);
+    select.push(" ORDER BY username, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    let items = select.build_query_as().fetch_all(&state.pool).await?;
+    Ok(Json(Page { items, page, per_page, total }))
+}
+
+/// Changes to a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Update a user (admin only).
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = UserUpdate, responses((status = 200, body = User)))]
+async fn update_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<UserUpdate>,
+) -> Result<Json<User>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let mut errors = Vec::new();
+    let name = body.username.as_deref().and_then(|u| username(u, &mut errors));
+    domain::collect(errors)?;
+    let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET username = COALESCE($2, username), active = COALESCE($3, active), updated_at = now()
+          WHERE id = $1 RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(name)
+    .bind(body.active)
+    .fetch_optional(&state.pool)
+    .await?;
+    updated.map(Json).ok_or(ApiError::NotFound("user"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// Set a user's password (admin only).
+#[utoipa::path(post, path = "/users/{id}/password", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = NewPassword, responses((status = 204)))]
+async fn set_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(body): AppJson<NewPassword>,
+) -> Result<StatusCode, ApiError> {
+    user.require(&[Role::Admin])?;
+    if let Some(why) = passwords::weakness(&body.password) {
+        return Err(ApiError::validation("password", why));
+    }
+    let hash = passwords::hash(body.password).await?;
+    let updated = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(&state.pool)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::NotFound("user"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deactivate a user: they can no longer log in and their tokens stop working (admin only).
+#[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = User)))]
+async fn deactivate_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Json<User>, ApiError> {
+    user.require(&[Role::Admin])?;
+    if id == user.user_id {
+        return Err(ApiError::conflict("self_deactivation", "You cannot deactivate yourself."));
+    }
+    let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET active = false, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    updated.map(Json).ok_or(ApiError::NotFound("user"))
+}

@@ -224,6 +224,14 @@ impl From<sqlx::Error> for ApiError {
             if db.is_check_violation() {
                 return ApiError::bad_request("invalid_value", "A value is outside what is allowed.");
             }
+            // Class 22 (data exception): the input itself cannot be stored, e.g. a NUL
+            // character in text or a number out of range.
+            if db.code().is_some_and(|c| c.starts_with("22")) {
+                return ApiError::bad_request(
+                    "invalid_value",
+                    "A value cannot be stored (e.g. it contains a NUL character or is out of range).",
+                );
+            }
         }
         ApiError::Internal(err.into())
     }

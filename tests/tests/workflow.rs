@@ -434,3 +434,77 @@ async fn cancel_and_reschedule() {
         assert!(kinds.iter().any(|k| k == expected), "{expected} missing from {kinds:?}");
     }
 }
+
+/// Books `total` appointments over `doctors` doctors, concurrently, answering the booking ids.
+async fn burst(app: &TestApp, directories: &[Directory], total: usize, base: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    futures_util::stream::iter(0..total)
+        .map(|i| async move {
+            let d = &directories[i % directories.len()];
+            let start = base + Minutes::minutes(((i / directories.len()) as i64 % 40) * 20);
+            booking_id(app.book(d, start, 30).await).await
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
+}
+
+async fn processed(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM processed_commands").fetch_one(&app.pool).await.unwrap()
+}
+
+/// After a run: every booking decided once, with one recorded outcome.
+async fn assert_each_decided_once(app: &TestApp, total: i64) {
+    app.wait_until_none_pending(Duration::from_secs(120)).await;
+    assert_eq!(processed(app).await, total, "each command decided once");
+    let outcomes: i64 = sqlx::query_scalar("SELECT count(*) FROM booking_events").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(outcomes, total, "one outcome per booking");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() {
+    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |s| {
+        s.processor.drain_timeout_ms = 5_000;
+    })
+    .await;
+    let directories: Vec<Directory> = join_all((0..20).map(|_| app.directory())).await;
+    let mut first = ServiceProcess::start("booking-processor", &app.settings);
+    let total = 600;
+    let (ids, status) = tokio::join!(burst(&app, &directories, total, in_hours(70)), async {
+        while processed(&app).await < 100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let started = std::time::Instant::now();
+        let status = tokio::task::block_in_place(|| first.terminate(Duration::from_secs(15)));
+        (status, started.elapsed())
+    });
+    let (status, took) = status;
+    let status = status.expect("the processor exits after SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(took < Duration::from_secs(10), "within the drain deadline (+ margin): {took:?}");
+    assert_eq!(ids.len(), total);
+    let _successor = ServiceProcess::start("booking-processor", &app.settings);
+    assert_each_decided_once(&app, total as i64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebalance_mid_burst_loses_and_repeats_nothing() {
+    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |_| {}).await;
+    let directories: Vec<Directory> = join_all((0..30).map(|_| app.directory())).await;
+    let _first = ServiceProcess::start("booking-processor", &app.settings);
+    let total = 900;
+    let mut second = None;
+    let (ids, ()) = tokio::join!(burst(&app, &directories, total, in_hours(80)), async {
+        while processed(&app).await < 150 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A second processor joins: partitions move while commands are in flight.
+        second = Some(ServiceProcess::start("booking-processor", &app.settings));
+        while processed(&app).await < 600 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // And leaves again, gracefully: its partitions are drained and handed back.
+        tokio::task::block_in_place(|| second.as_mut().unwrap().terminate(Duration::from_secs(30)));
+    });
+    assert_eq!(ids.len(), total);
+    assert_each_decided_once(&app, total as i64).await;
+}

@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Citaflow benchmark: the platform against this machine's own limits, in one run.
+
+Run through `./dev bench` (full) or `./dev bench --short` (CI: a few seconds per part, fails
+only on errors, never on timing). Needs the stack from `./dev up` (.run/stack.env).
+
+1. Kafka ceiling: Kafka's ProducerPerformance / ConsumerPerformance (same jars as the broker),
+   record size of a booking command, acks=all, on a scratch topic shaped like booking.requests.
+2. PostgreSQL ceiling: pgbench running the processor's essential transaction (per-doctor lock,
+   rule lookups, overlap check, insert under the exclusion constraint, event and idempotency
+   rows, notify) across many doctors, at the processor's concurrency (one per partition).
+3. Citaflow: `citaflow load` against the running platform, stepping the offered rate up until
+   latency or errors break; per step the achieved decided bookings/s, HTTP p50/p99, 202-to-final
+   p50/p99/p99.9, and CPU and peak RSS of each service.
+4. Ratios: sustained decided bookings/s over each ceiling; latency at half the sustained rate.
+
+Writes .run/bench/result.json, docs/benchmarks.md and docs/benchmarks-latency.svg.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+OUT = RUN / "bench"
+
+
+def env():
+    values = dict(os.environ)
+    path = RUN / "stack.env"
+    if not path.exists():
+        sys.exit("bench: .run/stack.env is missing: run ./dev up first")
+    for line in path.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export "):].split("=", 1)
+            values.setdefault(key, value.strip("'"))
+    return values
+
+
+def log(message):
+    print(f"[bench] {message}", flush=True)
+
+
+def run(cmd, **kwargs):
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+# ---------------------------------------------------------------------------- Kafka ceiling
+def kafka_ceiling(e, records, record_size, partitions):
+    libs = e["CITAFLOW_DEV_KAFKA_LIBS"]
+    java = ["java", "-Xmx384m", f"-Dlog4j2.configurationFile={e['CITAFLOW_DEV_KAFKA_TOOLS_LOG4J']}", "-cp", f"{libs}/*"]
+    bootstrap = e["CITAFLOW__KAFKA__BOOTSTRAP_SERVERS"]
+    topic = f"bench.requests.{uuid.uuid4().hex[:8]}"
+    run(java + ["org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bootstrap, "--create",
+                "--topic", topic, "--partitions", str(partitions), "--replication-factor", "1"])
+    try:
+        out = run(java + ["org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                          "--num-records", str(records), "--record-size", str(record_size), "--throughput", "-1",
+                          "--command-property", f"bootstrap.servers={bootstrap}", "acks=all",
+                          "enable.idempotence=true", "linger.ms=2"])
+        line = [l for l in out.splitlines() if "records/sec" in l][-1]
+        produce = float(re.search(r"([\d.]+) records/sec", line).group(1))
+        p99 = float(re.search(r"([\d.]+) ms 99th", line).group(1))
+        out = run(java + ["org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap,
+                          "--topic", topic, "--num-records", str(records), "--timeout", "60000"])
+        rows = [l for l in out.splitlines() if l[:2].isdigit()]
+        fields = [f.strip() for f in rows[-1].split(",")]
+        consume = float(fields[5])
+    finally:
+        subprocess.run(java + ["org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bootstrap,
+                               "--delete", "--topic", topic], capture_output=True)
+    return {"records": records, "record_size": record_size, "partitions": partitions,
+            "produce_records_per_s": produce, "produce_p99_ms": p99, "consume_records_per_s": consume}
+
+
+# ------------------------------------------------------------------------- PostgreSQL ceiling
+PGBENCH_SCRIPT = r"""
+\set d random(1, 500)
+\set slot random(0, 400000)
+BEGIN;
+SELECT 1 FROM processed_commands WHERE command_id = gen_random_uuid();
+SELECT pg_advisory_xact_lock(hashtextextended(:d::text, 7));
+SELECT active FROM doctors WHERE id = ('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid;
+SELECT active FROM centers WHERE id = '00000000-0000-4000-9000-000000000001';
+SELECT status FROM patients WHERE id = '00000000-0000-4000-a000-000000000001';
+INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at, ends_at, status, requested_at, decided_at)
+SELECT gen_random_uuid(), gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid,
+       '00000000-0000-4000-a000-000000000001', '00000000-0000-4000-9000-000000000001',
+       timestamptz '2031-01-01' + :slot * interval '30 minutes', timestamptz '2031-01-01' + (:slot + 1) * interval '30 minutes',
+       'confirmed', now(), now()
+ WHERE NOT EXISTS (SELECT 1 FROM appointments
+                    WHERE doctor_id = ('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid AND status = 'confirmed'
+                      AND tstzrange(starts_at, ends_at, '[)') && tstzrange(timestamptz '2031-01-01' + :slot * interval '30 minutes',
+                                                                    timestamptz '2031-01-01' + (:slot + 1) * interval '30 minutes', '[)'));
+INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload, occurred_at)
+VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'CONFIRMED', '{"kind":"CONFIRMED"}', now());
+SELECT pg_notify('citaflow_booking_decided', 'bench');
+INSERT INTO processed_commands (command_id, booking_id, kind) VALUES (gen_random_uuid(), gen_random_uuid(), 'create');
+COMMIT;
+"""
+
+SEED = """
+INSERT INTO centers (id, name, address, timezone) VALUES ('00000000-0000-4000-9000-000000000001', 'Bench', 'x', 'UTC');
+INSERT INTO patients (id, name, status) VALUES ('00000000-0000-4000-a000-000000000001', 'Bench', 'ACTIVE');
+INSERT INTO doctors (id, name, specialty)
+SELECT ('00000000-0000-4000-8000-' || lpad(d::text, 12, '0'))::uuid, 'Doctor ' || d, 'General' FROM generate_series(1, 500) d;
+"""
+
+
+def postgres_ceiling(e, clients, seconds):
+    pg = Path(e["CITAFLOW_DEV_PG_BIN"])
+    admin = e["CITAFLOW_DEV_ADMIN_DATABASE_URL"]
+    db = f"citaflow_bench_{uuid.uuid4().hex[:8]}"
+    db_url = admin.rsplit("/", 1)[0] + "/" + db
+    run([pg / "psql", admin, "-qc", f"CREATE DATABASE {db}"])
+    try:
+        bin_env = dict(e, CITAFLOW__DATABASE__URL=db_url)
+        run([ROOT / "target" / e["BENCH_PROFILE"] / "ingest-api", "migrate"], env=bin_env)
+        run([pg / "psql", db_url, "-qc", SEED])
+        script = OUT / "decision.sql"
+        script.write_text(PGBENCH_SCRIPT)
+        out = run([pg / "pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script), db_url])
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+        latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+    finally:
+        subprocess.run([pg / "psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
+    return {"clients": clients, "seconds": seconds, "decisions_per_s": tps, "latency_avg_ms": latency}
+
+
+# ------------------------------------------------------------------------ service resources
+SERVICES = ["ingest-api", "booking-processor", "notifier-email"]
+
+
+def pids():
+    found = {}
+    for name in SERVICES:
+        path = RUN / "pids" / f"{name}.pid"
+        if path.exists():
+            pid = path.read_text().split()[0]
+            if Path(f"/proc/{pid}").exists():
+                found[name] = int(pid)
+    return found
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sampler:
+    """CPU and peak RSS of each service while a step runs."""
+
+    def __init__(self, services):
+        self.services = services
+        self.peak = {name: 0.0 for name in services}
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        self.cpu0 = {name: cpu_seconds(pid) for name, pid in self.services.items()}
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def loop(self):
+        while not self.stop.is_set():
+            for name, pid in self.services.items():
+                try:
+                    self.peak[name] = max(self.peak[name], rss_mb(pid))
+                except OSError:
+                    pass
+            self.stop.wait(0.2)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        wall = time.monotonic() - self.t0
+        self.result = {
+            name: {"cpu_percent": round(100 * (cpu_seconds(pid) - self.cpu0[name]) / wall, 1),
+                   "peak_rss_mb": round(self.peak[name], 1)}
+            for name, pid in self.services.items()
+        }
+
+
+# ------------------------------------------------------------------------------- Citaflow
+def load_step(e, rate, seconds, concurrency):
+    out = OUT / f"load-{rate}.json"
+    cmd = [ROOT / "target" / e["BENCH_PROFILE"] / "citaflow", "load", "--api-url", e["CITAFLOW_DEV_API_URL"],
+           "--rate", str(rate), "--duration", f"{seconds}s", "--concurrency", str(concurrency),
+           "--out", str(out), "--quiet"]
+    login_env = dict(e, CITAFLOW_USERNAME=e.get("CITAFLOW_DEV_ADMIN_USERNAME", "admin"),
+                     CITAFLOW_PASSWORD=e["CITAFLOW_DEV_ADMIN_PASSWORD"])
+    run(cmd, env=login_env)
+    return json.loads(out.read_text())
+
+
+def summarize_step(rate, report, resources):
+    """Maps the load generator's report onto the benchmark's columns."""
+    http = report["http_latency_ms"]
+    final = report.get("final_state_latency_ms") or {}
+    return {
+        "offered_rate": rate,
+        "achieved_rate": report["achieved_rate"],
+        "decided_per_s": report.get("decided_per_s", report["achieved_rate"]),
+        "http_p50_ms": http.get("p50"),
+        "http_p99_ms": http.get("p99"),
+        "final_p50_ms": final.get("p50"),
+        "final_p99_ms": final.get("p99"),
+        "final_p999_ms": final.get("p99.9", final.get("p999")),
+        "errors": report.get("errors", 0),
+        "resources": resources,
+    }
+
+
+def broken(step, rate):
+    """A step breaks when it falls behind the offered rate, errors, or latency explodes."""
+    return (step["errors"] > 0.01 * rate * 10 or step["achieved_rate"] < 0.9 * rate
+            or (step["http_p99_ms"] or 0) > 1000)
+
+
+# ------------------------------------------------------------------------------- reporting
+def svg_chart(steps, path):
+    width, height, pad = 640, 360, 50
+    rates = [s["offered_rate"] for s in steps] or [1]
+    values = [v for s in steps for v in (s["http_p99_ms"], s["final_p99_ms"]) if v is not None] or [1]
+    max_x, max_y = max(rates) * 1.05, max(values) * 1.15
+
+    def xy(x, y):
+        return pad + (width - 2 * pad) * x / max_x, height - pad - (height - 2 * pad) * y / max_y
+
+    def line(key, color):
+        points = [xy(s["offered_rate"], s[key]) for s in steps if s[key] is not None]
+        poly = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>' for x, y in points)
+        return f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{poly}"/>{dots}'
+
+    ticks = "".join(
+        f'<text x="{xy(r, 0)[0]:.1f}" y="{height - pad + 18}" font-size="11" text-anchor="middle">{r}</text>' for r in rates)
+    y_ticks = "".join(
+        f'<text x="{pad - 6}" y="{xy(0, max_y * i / 4)[1] + 4:.1f}" font-size="11" text-anchor="end">{max_y * i / 4:.0f}</text>'
+        for i in range(5))
+    path.write_text(f"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{width / 2}" y="22" font-size="14" text-anchor="middle">Citaflow latency (p99) against offered rate</text>
+<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>
+<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>
+{ticks}{y_ticks}
+<text x="{width / 2}" y="{height - 12}" font-size="12" text-anchor="middle">offered bookings/s</text>
+<text x="14" y="{height / 2}" font-size="12" transform="rotate(-90 14 {height / 2})" text-anchor="middle">ms</text>
+{line("http_p99_ms", "#1f77b4")}{line("final_p99_ms", "#d62728")}
+<text x="{width - pad - 150}" y="{pad}" font-size="12" fill="#1f77b4">HTTP p99</text>
+<text x="{width - pad - 150}" y="{pad + 16}" font-size="12" fill="#d62728">202 → final p99</text>
+</svg>
+""")
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem_kb = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
+            "os": platform.platform(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def fmt(value, digits=1):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(result):
+    m, k, p = result["machine"], result["kafka"], result["postgres"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Latest run: {m['date']}, {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}; "
+        f"build profile `{result['profile']}`; reproduce with `./dev bench`.",
+        "",
+        "## Ceilings of the parts underneath (same machine, same run)",
+        "",
+        "| Part | Measure | Result |",
+        "| --- | --- | --- |",
+        f"| Kafka | ProducerPerformance, {k['records']} records of {k['record_size']} B, acks=all, {k['partitions']} partitions | {k['produce_records_per_s']:.0f} records/s (p99 {k['produce_p99_ms']:.0f} ms) |",
+        f"| Kafka | ConsumerPerformance | {k['consume_records_per_s']:.0f} records/s |",
+        f"| PostgreSQL | pgbench, the processor's decision transaction, {p['clients']} clients, {p['seconds']} s | {p['decisions_per_s']:.0f} decisions/s (avg {p['latency_avg_ms']:.1f} ms) |",
+        "",
+        "## Citaflow, stepping the offered rate",
+        "",
+        "| Offered/s | Achieved/s | Decided/s | HTTP p50 ms | HTTP p99 ms | 202→final p50 | p99 | p99.9 | Errors | ingest-api CPU% / peak MB | processor CPU% / peak MB | notifier CPU% / peak MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in result["steps"]:
+        res = s["resources"]
+
+        def r(name):
+            v = res.get(name)
+            return f"{v['cpu_percent']:.0f} / {v['peak_rss_mb']:.0f}" if v else "–"
+
+        lines.append(
+            f"| {s['offered_rate']} | {fmt(s['achieved_rate'])} | {fmt(s['decided_per_s'])} | {fmt(s['http_p50_ms'])} | "
+            f"{fmt(s['http_p99_ms'])} | {fmt(s['final_p50_ms'])} | {fmt(s['final_p99_ms'])} | {fmt(s['final_p999_ms'])} | "
+            f"{s['errors']} | {r('ingest-api')} | {r('booking-processor')} | {r('notifier-email')} |")
+    ratios = result["ratios"]
+    lines += [
+        "",
+        "## Against the targets",
+        "",
+        f"- Sustained decided bookings/s: **{fmt(ratios['sustained_decided_per_s'])}** = "
+        f"{fmt(100 * ratios['of_postgres'], 0)} % of the PostgreSQL ceiling (target ≥ 50 %), "
+        f"{fmt(100 * ratios['of_kafka_produce'], 1)} % of Kafka's produce ceiling.",
+        f"- At half the sustained rate ({fmt(ratios['half_rate'], 0)}/s, nearest step {ratios['half_step']}): HTTP p99 "
+        f"{fmt(ratios['half_http_p99_ms'])} ms (target ≤ 10), 202→final p99 {fmt(ratios['half_final_p99_ms'])} ms (target ≤ 100).",
+        "- Idle RSS per service (MB): " + ", ".join(f"{n} {v:.0f}" for n, v in result["idle_rss_mb"].items()) + " (target ≤ 50).",
+        "",
+        "![latency against offered rate](benchmarks-latency.svg)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="CI variant: small and quick, fails only on errors")
+    parser.add_argument("--profile", default=os.environ.get("BENCH_PROFILE", "debug"), help="target/<profile> binaries in use")
+    parser.add_argument("--rates", default="50,100,200,400,800,1200", help="offered rates to step through")
+    parser.add_argument("--step-seconds", type=int, default=20)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    e = env()
+    e["BENCH_PROFILE"] = args.profile
+    partitions = int(e.get("CITAFLOW_DEV_REQUEST_PARTITIONS", "6"))
+    rates = [20, 40] if args.short else [int(r) for r in args.rates.split(",")]
+    step_seconds = 3 if args.short else args.step_seconds
+
+    services = pids()
+    if set(services) != set(SERVICES):
+        sys.exit(f"bench: services not running ({sorted(services)}): run ./dev up")
+    idle = {name: round(rss_mb(pid), 1) for name, pid in services.items()}
+
+    log("Kafka ceiling (ProducerPerformance / ConsumerPerformance)")
+    kafka = kafka_ceiling(e, 20_000 if args.short else 300_000, 260, partitions)
+    log(f"  produce {kafka['produce_records_per_s']:.0f}/s, consume {kafka['consume_records_per_s']:.0f}/s")
+    log("PostgreSQL ceiling (pgbench, decision transaction)")
+    postgres = postgres_ceiling(e, partitions, 3 if args.short else 20)
+    log(f"  {postgres['decisions_per_s']:.0f} decisions/s")
+
+    steps = []
+    for rate in rates:
+        log(f"Citaflow at {rate}/s for {step_seconds}s")
+        with Sampler(services) as sampler:
+            report = load_step(e, rate, step_seconds, max(64, rate // 2))
+        step = summarize_step(rate, report, sampler.result)
+        steps.append(step)
+        log(f"  achieved {fmt(step['achieved_rate'])}/s, HTTP p99 {fmt(step['http_p99_ms'])} ms, "
+            f"final p99 {fmt(step['final_p99_ms'])} ms, errors {step['errors']}")
+        if args.short and step["errors"]:
+            sys.exit(f"bench: errors at {rate}/s: {json.dumps(report)[:2000]}")
+        if not args.short and broken(step, rate):
+            log("  the platform is saturated: stopping here")
+            break
+
+    sustained = max((s["decided_per_s"] for s in steps if not broken(s, s["offered_rate"])), default=0.0)
+    half = sustained / 2
+    half_step = min(steps, key=lambda s: abs(s["offered_rate"] - half)) if steps else None
+    result = {
+        "machine": machine(),
+        "profile": args.profile,
+        "short": args.short,
+        "kafka": kafka,
+        "postgres": postgres,
+        "steps": steps,
+        "idle_rss_mb": idle,
+        "ratios": {
+            "sustained_decided_per_s": sustained,
+            "of_postgres": sustained / postgres["decisions_per_s"] if postgres["decisions_per_s"] else 0,
+            "of_kafka_produce": sustained / kafka["produce_records_per_s"] if kafka["produce_records_per_s"] else 0,
+            "half_rate": half,
+            "half_step": half_step["offered_rate"] if half_step else None,
+            "half_http_p99_ms": half_step["http_p99_ms"] if half_step else None,
+            "half_final_p99_ms": half_step["final_p99_ms"] if half_step else None,
+        },
+    }
+    (OUT / "result.json").write_text(json.dumps(result, indent=2))
+    target = OUT if args.short else ROOT / "docs"
+    target.mkdir(exist_ok=True)
+    (target / "benchmarks.md").write_text(markdown(result))
+    svg_chart(steps, target / "benchmarks-latency.svg")
+    log(f"wrote {OUT / 'result.json'}, {target / 'benchmarks.md'}, {target / 'benchmarks-latency.svg'}")
+    print("bench: 1 passed, 0 failed")
+
+
+if __name__ == "__main__":
+    main()

@@ -39,6 +39,14 @@ func (t podTemplate) portNames() map[string]bool {
 // directory of manifests). References to objects outside the bundle are not judged, except
 // where a selector must select something the bundle itself creates.
 func checkBundle(docs []*doc, rep *report) {
+	// A document that did not decode would make every reference to it look dangling: report
+	// the decoding problem alone.
+	for _, d := range docs {
+		if d.obj == nil {
+			fmt.Printf("%s: did not decode, so the bundle's reference checks are skipped\n", d.where())
+			return
+		}
+	}
 	var templates []podTemplate
 	services := map[string]*corev1.Service{}
 	configMaps := map[string]map[string]bool{}

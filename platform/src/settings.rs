@@ -9,8 +9,9 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use figment::{
-    Figment,
-    providers::{Env, Format, Toml},
+    Figment, Metadata, Profile, Provider,
+    providers::{Format, Toml},
+    value::{Dict, Map, Value},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -19,6 +20,101 @@ use serde::Deserialize;
 pub const CONFIG_FILE_VAR: &str = "CITAFLOW_CONFIG";
 /// Prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "CITAFLOW__";
+
+/// `CITAFLOW__SECTION__KEY` environment variables as settings. Values are taken as text (a
+/// phone number such as `+34600000000` or an all-digit password must stay text; figment's own
+/// `Env` provider would turn them into numbers); only a value in brackets (`[1000, 10000]`) is
+/// read as a list. Numeric settings accept text through [`lenient::number`].
+#[derive(Debug, Clone, Default)]
+pub struct RawEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl RawEnv {
+    pub fn from_process() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self { vars: vars.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect() }
+    }
+}
+
+impl Provider for RawEnv {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("CITAFLOW__* environment variables")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut root = Dict::new();
+        for (key, raw) in &self.vars {
+            let path: Vec<String> =
+                key[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if path.iter().any(String::is_empty) {
+                continue;
+            }
+            let value = if raw.trim_start().starts_with('[') {
+                raw.parse::<Value>().expect("infallible")
+            } else {
+                Value::from(raw.clone())
+            };
+            let mut dict = root;
+            let (leaf, sections) = path.split_last().expect("non-empty");
+            let mut nested = Dict::new();
+            nested.insert(leaf.clone(), value);
+            let mut value = Value::from(nested);
+            for section in sections.iter().rev() {
+                let mut outer = Dict::new();
+                outer.insert(section.clone(), value);
+                value = Value::from(outer);
+            }
+            if let Value::Dict(_, entries) = value {
+                for (k, v) in entries {
+                    merge(&mut dict, k, v);
+                }
+            }
+            root = dict;
+        }
+        Ok(Profile::Default.collect(root))
+    }
+}
+
+fn merge(dict: &mut Dict, key: String, value: Value) {
+    match (dict.get_mut(&key), value) {
+        (Some(Value::Dict(_, existing)), Value::Dict(_, new)) => {
+            for (k, v) in new {
+                merge(existing, k, v);
+            }
+        }
+        (_, value) => {
+            dict.insert(key, value);
+        }
+    }
+}
+
+/// Deserializers that accept a number as a number or as text.
+pub mod lenient {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText<T> {
+        Number(T),
+        Text(String),
+    }
+
+    pub fn number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match NumberOrText::<T>::deserialize(deserializer)? {
+            NumberOrText::Number(n) => Ok(n),
+            NumberOrText::Text(s) => s.trim().parse().map_err(|e| D::Error::custom(format!("`{s}`: {e}"))),
+        }
+    }
+}
 
 /// All settings of all services.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -42,11 +138,11 @@ impl Settings {
     /// Loads settings from the file named by `CITAFLOW_CONFIG` (if any) and the environment.
     pub fn load() -> anyhow::Result<Self> {
         let file = std::env::var_os(CONFIG_FILE_VAR);
-        Self::load_from(file.as_deref().map(Path::new), Env::prefixed(ENV_PREFIX).split("__"))
+        Self::load_from(file.as_deref().map(Path::new), RawEnv::from_process())
     }
 
     /// Loads settings from an optional file and an environment provider (tests pass their own).
-    pub fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Self> {
+    pub fn load_from(file: Option<&Path>, env: RawEnv) -> anyhow::Result<Self> {
         let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.exists() {
@@ -86,6 +182,7 @@ impl Settings {
 pub struct HttpSettings {
     pub host: String,
     /// 0 picks a free port (tests).
+    #[serde(deserialize_with = "lenient::number")]
     pub port: u16,
 }
 
@@ -120,8 +217,11 @@ impl Default for LogSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     pub url: SecretString,
+    #[serde(deserialize_with = "lenient::number")]
     pub max_connections: u32,
+    #[serde(deserialize_with = "lenient::number")]
     pub acquire_timeout_ms: u64,
+    #[serde(deserialize_with = "lenient::number")]
     pub statement_timeout_ms: u64,
 }
 
@@ -146,6 +246,7 @@ pub struct KafkaSettings {
     pub sasl_username: Option<String>,
     pub sasl_password: Option<SecretString>,
     /// Upper bound for one produce, including librdkafka's own retries.
+    #[serde(deserialize_with = "lenient::number")]
     pub message_timeout_ms: u64,
 }
 
@@ -167,6 +268,7 @@ impl Default for KafkaSettings {
 pub struct RegistrySettings {
     /// Root of the Confluent-compatible API, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
     pub url: String,
+    #[serde(deserialize_with = "lenient::number")]
     pub timeout_ms: u64,
 }
 
@@ -220,6 +322,7 @@ pub struct AuthSettings {
     pub jwt_secret: Option<SecretString>,
     pub issuer: String,
     pub audience: String,
+    #[serde(deserialize_with = "lenient::number")]
     pub token_ttl_secs: u64,
 }
 
@@ -255,8 +358,10 @@ impl AuthSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSettings {
     /// Longest `Prefer: wait=N` honoured, in seconds.
+    #[serde(deserialize_with = "lenient::number")]
     pub max_wait_secs: u64,
     /// Largest request body accepted, in bytes.
+    #[serde(deserialize_with = "lenient::number")]
     pub body_limit_bytes: usize,
 }
 
@@ -271,10 +376,13 @@ impl Default for ApiSettings {
 pub struct ProcessorSettings {
     pub group_id: String,
     /// Deadline for in-flight work after SIGTERM or a partition revocation.
+    #[serde(deserialize_with = "lenient::number")]
     pub drain_timeout_ms: u64,
     /// Shortest appointment accepted, in minutes.
+    #[serde(deserialize_with = "lenient::number")]
     pub min_duration_minutes: i64,
     /// Longest appointment accepted, in minutes.
+    #[serde(deserialize_with = "lenient::number")]
     pub max_duration_minutes: i64,
 }
 
@@ -313,6 +421,7 @@ pub struct NotifierSettings {
     pub group_id: Option<String>,
     /// Language used when neither patient nor center says (`es` or `en`).
     pub default_language: String,
+    #[serde(deserialize_with = "lenient::number")]
     pub drain_timeout_ms: u64,
 }
 
@@ -348,11 +457,13 @@ pub enum SmtpTls {
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
     pub host: String,
+    #[serde(deserialize_with = "lenient::number")]
     pub port: u16,
     pub tls: SmtpTls,
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub from: String,
+    #[serde(deserialize_with = "lenient::number")]
     pub timeout_ms: u64,
 }
 
@@ -379,6 +490,7 @@ pub struct SmsSettings {
     pub auth_token: Option<SecretString>,
     /// Sender number (E.164).
     pub from: String,
+    #[serde(deserialize_with = "lenient::number")]
     pub timeout_ms: u64,
 }
 
@@ -405,7 +517,7 @@ mod tests {
             jail.set_env("CITAFLOW__KAFKA__BOOTSTRAP_SERVERS", "10.0.0.1:9092");
             jail.set_env("CITAFLOW__HTTP__PORT", "9999");
             jail.set_env("CITAFLOW__TOPICS__RETRY_DELAYS_MS", "[500, 2000]");
-            let s = Settings::load_from(None, Env::prefixed(ENV_PREFIX).split("__")).unwrap();
+            let s = Settings::load_from(None, RawEnv::from_process()).unwrap();
             assert_eq!(s.kafka.bootstrap_servers, "10.0.0.1:9092");
             assert_eq!(s.http.port, 9999);
             assert_eq!(
@@ -423,7 +535,7 @@ mod tests {
             jail.set_env("CITAFLOW__HTTP__PORT", "7001");
             let s = Settings::load_from(
                 Some(Path::new("c.toml")),
-                Env::prefixed(ENV_PREFIX).split("__"),
+                RawEnv::from_process(),
             )
             .unwrap();
             assert_eq!(s.http.port, 7001);
@@ -436,7 +548,7 @@ mod tests {
     fn unknown_keys_are_rejected() {
         Jail::expect_with(|jail| {
             jail.set_env("CITAFLOW__KAFKA__BOOTSTRAP_SERVER", "typo:9092");
-            let err = Settings::load_from(None, Env::prefixed(ENV_PREFIX).split("__"));
+            let err = Settings::load_from(None, RawEnv::from_process());
             assert!(err.is_err(), "a misspelt key must be refused");
             Ok(())
         });
@@ -446,7 +558,7 @@ mod tests {
     fn secrets_are_not_printed() {
         Jail::expect_with(|jail| {
             jail.set_env("CITAFLOW__DATABASE__URL", "postgres://u:hunter2@db/x");
-            let s = Settings::load_from(None, Env::prefixed(ENV_PREFIX).split("__")).unwrap();
+            let s = Settings::load_from(None, RawEnv::from_process()).unwrap();
             assert!(!format!("{s:?}").contains("hunter2"));
             Ok(())
         });
@@ -469,5 +581,26 @@ mod tests {
         let mut s = Settings::default();
         s.topics.retry_delays_ms = vec![10_000, 1_000];
         assert!(s.check().is_err());
+    }
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn numeric_looking_strings_stay_strings() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CITAFLOW__SMS__FROM", "+34600000000");
+            jail.set_env("CITAFLOW__SMTP__PASSWORD", "123456");
+            jail.set_env("CITAFLOW__AUTH__JWT_SECRET", "1234567890123456789012345678901234567890");
+            jail.set_env("CITAFLOW__SMTP__USERNAME", "true");
+            let s = Settings::load_from(None, RawEnv::from_process()).unwrap();
+            assert_eq!(s.sms.from, "+34600000000");
+            assert_eq!(s.smtp.password.as_ref().unwrap().expose_secret(), "123456");
+            assert_eq!(s.smtp.username.as_deref(), Some("true"));
+            Ok(())
+        });
     }
 }

@@ -246,76 +246,68 @@ impl Draft {
     }
 }
 
-/// The rules every new appointment must pass, checked against the database.
+/// The rules every new appointment must pass, checked against the database in one round trip.
 async fn check_rules(
     conn: &mut PgConnection,
     rules: Rules,
     create: &Create,
     now: DateTime<Utc>,
 ) -> Result<Option<Rejection>, ProcessError> {
-    let doctor: Option<bool> = sqlx::query_scalar("SELECT active FROM doctors WHERE id = $1")
+    let (doctor, center, patient, taken): (Option<bool>, Option<bool>, Option<String>, bool) =
+        sqlx::query_as(
+            "SELECT (SELECT active FROM doctors WHERE id = $1),
+                    (SELECT active FROM centers WHERE id = $2),
+                    (SELECT status FROM patients WHERE id = $3),
+                    EXISTS (SELECT 1 FROM appointments
+                             WHERE doctor_id = $1 AND status = 'confirmed' AND id <> $4
+                               AND tstzrange(starts_at, ends_at, '[)') && tstzrange($5, $6, '[)'))",
+        )
         .bind(create.doctor_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match doctor {
-        None => return Ok(Some(Rejection::new("doctor_not_found", "The doctor does not exist."))),
-        Some(false) => {
-            return Ok(Some(Rejection::new("doctor_inactive", "The doctor is not active.")));
-        }
-        Some(true) => {}
-    }
-    let center: Option<bool> = sqlx::query_scalar("SELECT active FROM centers WHERE id = $1")
         .bind(create.center_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match center {
-        None => return Ok(Some(Rejection::new("center_not_found", "The center does not exist."))),
-        Some(false) => {
-            return Ok(Some(Rejection::new("center_inactive", "The center is not active.")));
-        }
-        Some(true) => {}
-    }
-    let patient: Option<String> = sqlx::query_scalar("SELECT status FROM patients WHERE id = $1")
         .bind(create.patient_id)
-        .fetch_optional(&mut *conn)
+        .bind(create.booking_id)
+        .bind(create.slot.starts_at)
+        .bind(create.slot.ends_at)
+        .fetch_one(&mut *conn)
         .await?;
-    match patient.as_deref() {
-        None => {
-            return Ok(Some(Rejection::new("patient_not_found", "The patient does not exist.")));
-        }
-        Some("ACTIVE") => {}
-        Some(_) => {
-            return Ok(Some(Rejection::new("patient_inactive", "The patient is not active.")));
-        }
-    }
-    if create.slot.starts_at <= now {
-        return Ok(Some(Rejection::new("slot_in_past", "The requested time has already passed.")));
-    }
+    Ok(judge(rules, create, now, doctor, center, patient.as_deref(), taken))
+}
+
+/// The verdict, from what the database said, in the order a clinic would explain it.
+fn judge(
+    rules: Rules,
+    create: &Create,
+    now: DateTime<Utc>,
+    doctor: Option<bool>,
+    center: Option<bool>,
+    patient: Option<&str>,
+    taken: bool,
+) -> Option<Rejection> {
     let minutes = create.slot.duration_minutes();
-    if minutes < rules.min_duration_minutes || minutes > rules.max_duration_minutes {
-        return Ok(Some(Rejection::new(
-            "invalid_duration",
-            format!(
-                "Appointments last between {} and {} minutes.",
-                rules.min_duration_minutes, rules.max_duration_minutes
-            ),
-        )));
+    match (doctor, center, patient) {
+        (None, _, _) => Some(Rejection::new("doctor_not_found", "The doctor does not exist.")),
+        (Some(false), _, _) => Some(Rejection::new("doctor_inactive", "The doctor is not active.")),
+        (_, None, _) => Some(Rejection::new("center_not_found", "The center does not exist.")),
+        (_, Some(false), _) => Some(Rejection::new("center_inactive", "The center is not active.")),
+        (_, _, None) => Some(Rejection::new("patient_not_found", "The patient does not exist.")),
+        (_, _, Some(status)) if status != "ACTIVE" => {
+            Some(Rejection::new("patient_inactive", "The patient is not active."))
+        }
+        _ if create.slot.starts_at <= now => {
+            Some(Rejection::new("slot_in_past", "The requested time has already passed."))
+        }
+        _ if minutes < rules.min_duration_minutes || minutes > rules.max_duration_minutes => {
+            Some(Rejection::new(
+                "invalid_duration",
+                format!(
+                    "Appointments last between {} and {} minutes.",
+                    rules.min_duration_minutes, rules.max_duration_minutes
+                ),
+            ))
+        }
+        _ if taken => Some(slot_taken()),
+        _ => None,
     }
-    let taken: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM appointments
-                         WHERE doctor_id = $1 AND status = 'confirmed' AND id <> $2
-                           AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)'))",
-    )
-    .bind(create.doctor_id)
-    .bind(create.booking_id)
-    .bind(create.slot.starts_at)
-    .bind(create.slot.ends_at)
-    .fetch_one(&mut *conn)
-    .await?;
-    if taken {
-        return Ok(Some(slot_taken()));
-    }
-    Ok(None)
 }
 
 fn slot_taken() -> Rejection {
@@ -589,5 +581,54 @@ async fn decide_reschedule(
             write_booking(conn, command, create, Some(&rejection), now).await?;
             Ok(reject(rejection))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Slot;
+
+    fn create(starts_in_minutes: i64, minutes: i64) -> Create {
+        let starts_at = Utc::now() + chrono::Duration::minutes(starts_in_minutes);
+        Create {
+            booking_id: Uuid::new_v4(),
+            doctor_id: Uuid::new_v4(),
+            patient_id: Uuid::new_v4(),
+            center_id: Uuid::new_v4(),
+            slot: Slot { starts_at, ends_at: starts_at + chrono::Duration::minutes(minutes) },
+            reason: None,
+            previous_booking_id: None,
+        }
+    }
+
+    const RULES: Rules = Rules { min_duration_minutes: 5, max_duration_minutes: 480 };
+
+    fn code(r: Option<Rejection>) -> &'static str {
+        r.map(|r| r.code).unwrap_or("ok")
+    }
+
+    #[test]
+    fn rules_are_explained_in_order() {
+        let c = create(60, 30);
+        let now = Utc::now();
+        assert_eq!(code(judge(RULES, &c, now, None, None, None, true)), "doctor_not_found");
+        assert_eq!(code(judge(RULES, &c, now, Some(false), Some(true), Some("ACTIVE"), false)), "doctor_inactive");
+        assert_eq!(code(judge(RULES, &c, now, Some(true), None, Some("ACTIVE"), false)), "center_not_found");
+        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(false), Some("ACTIVE"), false)), "center_inactive");
+        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), None, false)), "patient_not_found");
+        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), Some("INACTIVE"), false)), "patient_inactive");
+        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), Some("ACTIVE"), true)), "slot_taken");
+        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), Some("ACTIVE"), false)), "ok");
+    }
+
+    #[test]
+    fn time_rules() {
+        let now = Utc::now();
+        let all_good = |c: &Create| judge(RULES, c, now, Some(true), Some(true), Some("ACTIVE"), false);
+        assert_eq!(code(all_good(&create(-5, 30))), "slot_in_past");
+        assert_eq!(code(all_good(&create(60, 4))), "invalid_duration");
+        assert_eq!(code(all_good(&create(60, 481))), "invalid_duration");
+        assert_eq!(code(all_good(&create(60, 480))), "ok");
     }
 }

@@ -1,44 +1,67 @@
-//! Contact details resolved from the directory at send time (events carry none).
+//! Contact details and context resolved from the directory at send time: events carry ids
+//! only, never names, emails or phones.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::templates::{Context, Lang};
+use crate::templates::{CalendarRef, Context, Lang};
 
-/// Who to write to and what to say around the event.
-#[derive(Debug, Clone)]
+/// Who to write to and what to say around the event. `Debug` shows no personal data.
+#[derive(Clone)]
 pub struct Recipient {
+    /// As stored; the channel parses it.
     pub email: Option<String>,
+    /// As stored; the SMS channel checks it is E.164.
     pub phone: Option<String>,
     pub context: Context,
 }
 
-/// Looks up the patient, center and doctor of an event. `None` when the patient is unknown
-/// (e.g. a booking rejected because the patient does not exist).
+impl std::fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recipient")
+            .field("has_email", &self.email.is_some())
+            .field("has_phone", &self.phone.is_some())
+            .field("lang", &self.context.lang)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ids of an event that contact resolution needs.
+#[derive(Debug, Clone, Copy)]
+pub struct EventIds {
+    pub booking_id: Uuid,
+    pub patient_id: Uuid,
+    pub center_id: Uuid,
+    pub doctor_id: Uuid,
+    pub previous_booking_id: Option<Uuid>,
+}
+
+/// Looks up the patient, center, doctor and the booking's history. `None` when the patient is
+/// unknown (e.g. a booking rejected because the patient does not exist).
 pub async fn resolve(
     pool: &PgPool,
-    patient_id: Uuid,
-    center_id: Uuid,
-    doctor_id: Uuid,
+    ids: EventIds,
     default_lang: Lang,
 ) -> Result<Option<Recipient>, sqlx::Error> {
     let Some(patient) =
         sqlx::query("SELECT name, email, phone, language FROM patients WHERE id = $1")
-            .bind(patient_id)
+            .bind(ids.patient_id)
             .fetch_optional(pool)
             .await?
     else {
         return Ok(None);
     };
     let center = sqlx::query("SELECT name, address, timezone, language FROM centers WHERE id = $1")
-        .bind(center_id)
+        .bind(ids.center_id)
         .fetch_optional(pool)
         .await?;
     let doctor_name: Option<String> =
         sqlx::query_scalar("SELECT name FROM doctors WHERE id = $1")
-            .bind(doctor_id)
+            .bind(ids.doctor_id)
             .fetch_optional(pool)
             .await?;
+    let history = history(pool, ids.booking_id, ids.previous_booking_id).await?;
 
     let patient_lang: Option<String> = patient.try_get("language")?;
     let center_lang: Option<String> =
@@ -64,6 +87,51 @@ pub async fn resolve(
             center_address: center.as_ref().map(|c| c.try_get("address")).transpose()?,
             time_zone,
             lang,
+            previous_starts_at: history.previous_starts_at,
+            calendar: history.calendar,
+            organizer: None,
         },
     }))
+}
+
+/// Where a booking stands in its chain of reschedules.
+struct History {
+    calendar: CalendarRef,
+    previous_starts_at: Option<DateTime<Utc>>,
+}
+
+/// Follows `previous_booking_id` back to the first booking of the chain (bounded, in case of a
+/// cycle that should never exist). A booking not yet in the table is its own first booking.
+async fn history(
+    pool: &PgPool,
+    booking_id: Uuid,
+    previous_booking_id: Option<Uuid>,
+) -> Result<History, sqlx::Error> {
+    let root: Option<(Uuid, i32)> = sqlx::query_as(
+        "WITH RECURSIVE chain (id, previous_booking_id, depth) AS (
+             SELECT id, previous_booking_id, 0 FROM appointments WHERE id = $1
+             UNION ALL
+             SELECT a.id, a.previous_booking_id, c.depth + 1
+               FROM appointments a JOIN chain c ON a.id = c.previous_booking_id
+              WHERE c.depth < 100
+         )
+         SELECT id, depth FROM chain ORDER BY depth DESC LIMIT 1",
+    )
+    .bind(booking_id)
+    .fetch_optional(pool)
+    .await?;
+    let previous_starts_at = match previous_booking_id {
+        Some(previous) => {
+            sqlx::query_scalar("SELECT starts_at FROM appointments WHERE id = $1")
+                .bind(previous)
+                .fetch_optional(pool)
+                .await?
+        }
+        None => None,
+    };
+    let (uid, sequence) = root.unwrap_or((booking_id, 0));
+    Ok(History {
+        calendar: CalendarRef { uid: uid.to_string(), sequence: sequence.max(0) as u32 },
+        previous_starts_at,
+    })
 }

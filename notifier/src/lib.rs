@@ -2,51 +2,79 @@
 //! every event of `booking.events` and sending each notification once.
 //!
 //! Once per channel per event: a row in `notification_deliveries` (unique on event id and
-//! channel) is claimed before sending and closed after; the event's offset is stored only
-//! then. A redelivered event whose row is closed is skipped. Transient failures are retried
-//! with backoff on the spot (this channel waits; the other channel's group does not).
+//! channel, see [`deliveries`]) is claimed before sending, locked while sending and closed
+//! after; the event's offset is stored only then. A redelivered event whose row is closed is
+//! skipped. Transient failures are retried with backoff on the spot (this channel waits; the
+//! other channel's group does not).
+//!
+//! # Decisions
+//!
+//! - **Exactly once, as far as the providers allow.** Neither SMTP nor Twilio's Messages API
+//!   takes an idempotency key, so a process killed after the provider took a message but
+//!   before the row was closed leaves the row `sending` with no outcome. The next attempt knows
+//!   it is *in doubt* and:
+//!   - email: sends again with the **same `Message-ID`** (`<event-id>.email@<from domain>`)
+//!     and the same content, so the copy is the same message; mail systems that de-duplicate
+//!     on it (Gmail) show it once, others show it twice. The window is not small: an SMTP
+//!     server stores the whole message before it answers the final dot, so a kill during a
+//!     send usually lands in it (the burst test sees one second copy per kill of the email
+//!     notifier). SMTP offers nothing better; a provider with a message log searchable by
+//!     `Message-ID` (Mailgun's events, SendGrid's activity) could be checked like SMS is.
+//!   - SMS: first **looks in the provider's message log** (`GET …/Messages.json?To=&From=`) for
+//!     the same text to the same number since the first attempt, and only sends if it is not
+//!     there. A provider that cannot list gets the message again (at least once, never none).
+//!
+//!   An outcome known but not recorded because the database went away is kept in memory and
+//!   recorded when it is back, never sent again. Two replicas owning one partition for a
+//!   moment (rebalance) cannot both send: the send happens under a row lock taken with
+//!   `NOWAIT`; the loser retries and finds the row closed. A dead process's lock goes with its
+//!   connection.
+//! - **Reschedules are one message.** The processor publishes `RESCHEDULED` for the new booking
+//!   and `CANCELLED` (`rescheduled`) for the old one; patients get only the first ("moved from
+//!   … to …"); the second is recorded `skipped` (`superseded_by_reschedule`).
+//! - **Calendar files follow the appointment.** The `.ics` `UID` is the first booking of a
+//!   chain of reschedules and `SEQUENCE` counts the moves, so a move updates the calendar
+//!   entry (`METHOD:PUBLISH`) and a cancellation removes it (`METHOD:CANCEL`, `STATUS:CANCELLED`).
+//!   `DTSTAMP` is the event time: a resent message is byte-for-byte the same calendar object.
+//! - **Bad contact data is a permanent failure, not a retry.** A phone that is not E.164 is
+//!   recorded `failed` (`invalid_phone: …`) without calling the provider; so is an email
+//!   address that does not parse. No email or no phone on file is `skipped`.
+//! - **No personal data in logs or in the delivery log.** Provider errors echo addresses and
+//!   numbers; every error text is passed through [`redact::redact`]. Names, emails and phones
+//!   never reach a log field; `Debug` of contacts and phones hides them.
+//! - **Metrics.** `citaflow_notifications_total{channel, outcome}`: one final outcome per
+//!   record (`sent`, `failed`, `skipped`, `duplicate`) plus events along the way (`retried` per
+//!   failed attempt, `in_doubt` per attempt that may repeat a delivery, `reconciled` when the
+//!   SMS provider's log showed it had been delivered); `citaflow_notification_send_seconds`;
+//!   consumer lag from the platform (`citaflow_consumer_lag`).
+//! - **Shutdown** stops polling; a send in progress gets `notifier.drain_timeout_ms` to finish
+//!   and be recorded, after which the record is left for redelivery.
 
 pub mod channels;
 pub mod contact;
+pub mod deliveries;
+pub mod phone;
+pub mod redact;
 pub mod templates;
+mod worker;
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use chrono::Utc;
 use citaflow_platform::{Settings, db, kafka, ops, settings::Channel};
 use citaflow_schemas::{AvroCodec, BookingEvent, RegistryClient};
-use rdkafka::{
-    Message,
-    consumer::{CommitMode, Consumer, StreamConsumer},
-    message::BorrowedMessage,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::{
-    channels::{EmailChannel, SendError, SmsChannel},
+    channels::{EmailChannel, SmsChannel},
     templates::Lang,
+    worker::{Sender, Worker},
 };
 
-/// The configured delivery channel.
-#[derive(Clone)]
-enum Sender {
-    Email(EmailChannel),
-    Sms(SmsChannel),
-}
-
-/// What happened to one event on this channel.
-#[derive(Debug, PartialEq, Eq)]
-enum Delivery {
-    Sent,
-    AlreadyHandled,
-    Skipped(&'static str),
-    Failed(String),
-}
+pub use channels::message_id;
 
 pub struct Application {
     settings: Arc<Settings>,
@@ -122,13 +150,8 @@ impl Application {
                 .with_graceful_shutdown(async move { ops_shutdown.cancelled().await })
                 .await
         });
-        let worker = Worker {
-            settings: self.settings,
-            pool: self.pool,
-            events: self.events,
-            sender: self.sender,
-            channel: self.channel,
-        };
+        let drain = Duration::from_millis(self.settings.notifier.drain_timeout_ms);
+        let worker = Worker::new(&self.settings, self.pool, self.events, self.sender);
         tracing::info!(channel = self.channel.as_str(), port = self.port, "notifier started");
         loop {
             let message = tokio::select! {
@@ -137,10 +160,18 @@ impl Application {
             };
             match message {
                 Ok(message) => {
-                    if worker.handle_until_done(&message, &shutdown).await {
-                        if let Err(err) = self.consumer.store_offset_from_message(&message) {
-                            tracing::warn!(error = %err, "could not store offset");
+                    // Once stopping, the send in progress gets the drain deadline; past it the
+                    // record is left for redelivery (its row says how far it got).
+                    let handled = tokio::select! {
+                        done = worker.handle_until_done(&message, &shutdown) => done,
+                        _ = async { shutdown.cancelled().await; tokio::time::sleep(drain).await } => {
+                            tracing::warn!("drain deadline passed with a notification in progress");
+                            false
                         }
+                    };
+                    // The offset is stored only once the delivery log has the outcome.
+                    if handled && let Err(err) = self.consumer.store_offset_from_message(&message) {
+                        tracing::warn!(error = %err, "could not store offset");
                     }
                 }
                 Err(err) => {
@@ -153,139 +184,6 @@ impl Application {
         shutdown.cancel();
         let _ = ops.await;
         tracing::info!("notifier drained");
-        Ok(())
-    }
-}
-
-struct Worker {
-    settings: Arc<Settings>,
-    pool: PgPool,
-    events: AvroCodec<BookingEvent>,
-    sender: Sender,
-    channel: Channel,
-}
-
-impl Worker {
-    /// Handles one record, retrying transient failures with backoff. Returns whether the
-    /// offset may be stored (false only when stopping mid-retry: the record is redelivered).
-    async fn handle_until_done(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
-        let channel = self.channel.as_str();
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match self.handle(message).await {
-                Ok(delivery) => {
-                    let outcome = match &delivery {
-                        Delivery::Sent => "sent",
-                        Delivery::AlreadyHandled => "duplicate",
-                        Delivery::Skipped(_) => "skipped",
-                        Delivery::Failed(_) => "failed",
-                    };
-                    metrics::counter!("citaflow_notifications_total", "channel" => channel, "outcome" => outcome).increment(1);
-                    return true;
-                }
-                Err(err) => {
-                    metrics::counter!("citaflow_notifications_total", "channel" => channel, "outcome" => "retried").increment(1);
-                    tracing::warn!(error = %err, channel, "notification failed, will retry");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-    }
-
-    /// `Err` means "try again later"; everything final is `Ok`.
-    async fn handle(&self, message: &BorrowedMessage<'_>) -> anyhow::Result<Delivery> {
-        let event = match self.events.decode(message.payload().unwrap_or_default()).await {
-            Ok(event) => event,
-            Err(err) if err.is_transient() => return Err(err.into()),
-            Err(err) => {
-                tracing::error!(error = %err, offset = message.offset(), "undecodable event skipped");
-                return Ok(Delivery::Skipped("undecodable"));
-            }
-        };
-        let (Ok(event_id), Ok(booking_id), Ok(patient_id), Ok(center_id), Ok(doctor_id)) = (
-            Uuid::parse_str(&event.event_id),
-            Uuid::parse_str(&event.booking_id),
-            Uuid::parse_str(&event.patient_id),
-            Uuid::parse_str(&event.center_id),
-            Uuid::parse_str(&event.doctor_id),
-        ) else {
-            tracing::error!(offset = message.offset(), "event with invalid ids skipped");
-            return Ok(Delivery::Skipped("invalid_ids"));
-        };
-        let span = tracing::info_span!("notify", booking_id = %booking_id, event_id = %event_id, channel = self.channel.as_str());
-        async {
-            if !self.claim(event_id, booking_id).await? {
-                return Ok(Delivery::AlreadyHandled);
-            }
-            let default_lang = Lang::parse(&self.settings.notifier.default_language).unwrap_or(Lang::Es);
-            let recipient =
-                contact::resolve(&self.pool, patient_id, center_id, doctor_id, default_lang).await?;
-            let delivery = match recipient {
-                None => Delivery::Skipped("patient_unknown"),
-                Some(recipient) => {
-                    let rendered = templates::render(&event, &recipient.context, Utc::now());
-                    let result = match (&self.sender, &recipient.email, &recipient.phone) {
-                        (Sender::Email(email), Some(address), _) => {
-                            Some(email.send(address, &recipient.context.patient_name, &rendered).await)
-                        }
-                        (Sender::Sms(sms), _, Some(phone)) => Some(sms.send(phone, &rendered).await),
-                        _ => None,
-                    };
-                    match result {
-                        None => Delivery::Skipped("no_contact_for_channel"),
-                        Some(Ok(())) => Delivery::Sent,
-                        Some(Err(SendError::Permanent(reason))) => Delivery::Failed(reason),
-                        Some(Err(SendError::Transient(reason))) => anyhow::bail!(reason),
-                    }
-                }
-            };
-            self.close(event_id, &delivery).await?;
-            tracing::info!(outcome = ?delivery, "notification handled");
-            Ok(delivery)
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Claims the (event, channel) row. `false` when it is already closed.
-    async fn claim(&self, event_id: Uuid, booking_id: Uuid) -> anyhow::Result<bool> {
-        let row = sqlx::query(
-            "INSERT INTO notification_deliveries (event_id, channel, booking_id, status, attempts)
-             VALUES ($1, $2, $3, 'sending', 1)
-             ON CONFLICT (event_id, channel) DO UPDATE
-                SET attempts = notification_deliveries.attempts + 1, updated_at = now()
-              WHERE notification_deliveries.status = 'sending'
-             RETURNING attempts",
-        )
-        .bind(event_id)
-        .bind(self.channel.as_str())
-        .bind(booking_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
-    }
-
-    async fn close(&self, event_id: Uuid, delivery: &Delivery) -> anyhow::Result<()> {
-        let (status, detail) = match delivery {
-            Delivery::Sent => ("sent", None),
-            Delivery::Skipped(why) => ("skipped", Some(why.to_string())),
-            Delivery::Failed(why) => ("failed", Some(why.clone())),
-            Delivery::AlreadyHandled => return Ok(()),
-        };
-        sqlx::query(
-            "UPDATE notification_deliveries SET status = $3, detail = $4, updated_at = now()
-              WHERE event_id = $1 AND channel = $2",
-        )
-        .bind(event_id)
-        .bind(self.channel.as_str())
-        .bind(status)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

@@ -1,0 +1,300 @@
+//! One event on one channel: decode, claim in the delivery log, resolve the patient, render,
+//! send under the row lock, record. Transient failures are retried in place with backoff (this
+//! channel waits; the other channel's consumer group does not).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use citaflow_platform::{Settings, settings::Channel};
+use citaflow_schemas::{AvroCodec, BookingEvent, BookingEventKind};
+use rdkafka::{Message, message::BorrowedMessage};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{
+    channels::{EmailChannel, SendError, SmsChannel},
+    contact::{self, EventIds},
+    deliveries::{self, Claim, Closing, LockError},
+    phone::Phone,
+    templates::{self, Lang},
+};
+
+/// The configured delivery channel.
+#[derive(Clone)]
+pub(crate) enum Sender {
+    Email(EmailChannel),
+    Sms(SmsChannel),
+}
+
+/// The final outcome of one record on this channel (exactly one per record handled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Failed,
+    Skipped,
+    /// The delivery log says it was handled already.
+    Duplicate,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+
+    fn of(closing: &Closing) -> Self {
+        match closing {
+            Closing::Sent(_) => Outcome::Sent,
+            Closing::Failed(_) => Outcome::Failed,
+            Closing::Skipped(_) => Outcome::Skipped,
+        }
+    }
+}
+
+/// "Try again later", possibly with an outcome already known but not yet recorded.
+struct Retry {
+    error: anyhow::Error,
+    unrecorded: Option<(Uuid, Closing)>,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Retry {
+    fn from(error: E) -> Self {
+        Retry { error: error.into(), unrecorded: None }
+    }
+}
+
+fn count(channel: &'static str, outcome: &'static str) {
+    metrics::counter!("citaflow_notifications_total", "channel" => channel, "outcome" => outcome).increment(1);
+}
+
+pub(crate) struct Worker {
+    pub pool: PgPool,
+    pub events: AvroCodec<BookingEvent>,
+    pub sender: Sender,
+    pub channel: Channel,
+    pub default_lang: Lang,
+}
+
+impl Worker {
+    pub fn new(settings: &Arc<Settings>, pool: PgPool, events: AvroCodec<BookingEvent>, sender: Sender) -> Self {
+        let default_lang = Lang::parse(&settings.notifier.default_language).unwrap_or(Lang::Es);
+        Self { pool, events, sender, channel: settings.notifier.channel, default_lang }
+    }
+
+    /// Handles one record, retrying transient failures with growing pauses. Answers whether
+    /// the offset may be stored: false only when stopping mid-retry (the record comes again).
+    pub async fn handle_until_done(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+        let channel = self.channel.as_str();
+        let mut backoff = Duration::from_millis(500);
+        let mut unrecorded: Option<(Uuid, Closing)> = None;
+        loop {
+            let result = match &unrecorded {
+                // Sent already: only the record is missing. Never send again for that.
+                Some((event_id, closing)) => deliveries::close(&self.pool, *event_id, channel, closing)
+                    .await
+                    .map(|()| Outcome::of(closing))
+                    .map_err(Retry::from),
+                None => self.handle(message).await,
+            };
+            match result {
+                Ok(outcome) => {
+                    count(channel, outcome.as_str());
+                    return true;
+                }
+                Err(retry) => {
+                    if retry.unrecorded.is_some() {
+                        unrecorded = retry.unrecorded;
+                    }
+                    count(channel, "retried");
+                    tracing::warn!(error = %retry.error, channel, retry_in_ms = backoff.as_millis() as u64, "notification not done, will retry");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, message: &BorrowedMessage<'_>) -> Result<Outcome, Retry> {
+        let event = match self.events.decode(message.payload().unwrap_or_default()).await {
+            Ok(event) => event,
+            Err(err) if err.is_transient() => return Err(err.into()),
+            Err(err) => {
+                tracing::error!(error = %err, partition = message.partition(), offset = message.offset(), "undecodable event skipped");
+                return Ok(Outcome::Skipped);
+            }
+        };
+        let previous_booking_id = event.previous_booking_id.as_deref().and_then(|id| Uuid::parse_str(id).ok());
+        let (Ok(event_id), Ok(booking_id), Ok(patient_id), Ok(center_id), Ok(doctor_id)) = (
+            Uuid::parse_str(&event.event_id),
+            Uuid::parse_str(&event.booking_id),
+            Uuid::parse_str(&event.patient_id),
+            Uuid::parse_str(&event.center_id),
+            Uuid::parse_str(&event.doctor_id),
+        ) else {
+            tracing::error!(partition = message.partition(), offset = message.offset(), "event with invalid ids skipped");
+            return Ok(Outcome::Skipped);
+        };
+        let ids = EventIds { booking_id, patient_id, center_id, doctor_id, previous_booking_id };
+        let span = tracing::info_span!(
+            "notify",
+            booking_id = %booking_id,
+            event_id = %event_id,
+            kind = ?event.kind,
+            channel = self.channel.as_str()
+        );
+        self.deliver(&event, event_id, ids).instrument(span).await
+    }
+
+    /// Everything after decoding, inside the booking's span.
+    async fn deliver(&self, event: &BookingEvent, event_id: Uuid, ids: EventIds) -> Result<Outcome, Retry> {
+        let channel = self.channel.as_str();
+        let (in_doubt, since) = match deliveries::claim(&self.pool, event_id, channel, ids.booking_id).await? {
+            Claim::Closed => {
+                tracing::debug!("already handled");
+                return Ok(Outcome::Duplicate);
+            }
+            Claim::Open { in_doubt, since, attempts } => {
+                if attempts > 1 {
+                    tracing::info!(attempts, in_doubt, "notification attempted again");
+                }
+                (in_doubt, since)
+            }
+        };
+        // What the patient needs to hear, and where.
+        let prepared = self.prepare(event, ids).await?;
+        let (message, address) = match prepared {
+            Prepared::Done(closing) => return self.finish_unlocked(event_id, closing).await,
+            Prepared::Send { message, address } => (message, address),
+        };
+
+        let locked = match deliveries::lock(&self.pool, event_id, channel).await {
+            Ok(Some(locked)) => locked,
+            Ok(None) => return Ok(Outcome::Duplicate),
+            Err(LockError::Busy) => return Err(LockError::Busy.into()),
+            Err(LockError::Database(e)) => return Err(e.into()),
+        };
+        if in_doubt {
+            count(channel, "in_doubt");
+        }
+        // Stays true until this attempt learns that no earlier one delivered.
+        let mut doubt_remains = in_doubt;
+        let started = std::time::Instant::now();
+        let sent = match (&self.sender, &address) {
+            (Sender::Email(email), Address::Email { to, name }) => {
+                if in_doubt {
+                    tracing::warn!("an earlier attempt may have delivered this email; sending it again with the same Message-ID");
+                }
+                email.send(event_id, to, name, &message).await
+            }
+            (Sender::Sms(sms), Address::Phone(phone)) => {
+                let already = if in_doubt { sms.find_sent(phone, &message.sms, since).await } else { Ok(None) };
+                match already {
+                    Ok(Some(sid)) => {
+                        count(channel, "reconciled");
+                        tracing::warn!(provider_sid = %sid, "an earlier attempt had delivered this SMS; not sending it again");
+                        Ok(sid)
+                    }
+                    Ok(None) => {
+                        doubt_remains = false;
+                        sms.send(phone, &message).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => unreachable!("the address matches the channel"),
+        };
+        metrics::histogram!("citaflow_notification_send_seconds", "channel" => channel)
+            .record(started.elapsed().as_secs_f64());
+        let closing = match sent {
+            Ok(reference) => Closing::Sent(reference),
+            Err(SendError::Permanent(reason)) => Closing::Failed(reason),
+            Err(error @ (SendError::NotSent(_) | SendError::InDoubt(_))) => {
+                let doubt = doubt_remains || matches!(error, SendError::InDoubt(_));
+                let reason = match &error {
+                    SendError::NotSent(r) | SendError::InDoubt(r) | SendError::Permanent(r) => r.clone(),
+                };
+                if let Err(e) = locked.note_retry(doubt, &reason).await {
+                    tracing::warn!(error = %e, "could not record the failed attempt");
+                }
+                return Err(error.into());
+            }
+        };
+        let outcome = Outcome::of(&closing);
+        match locked.close(&closing).await {
+            Ok(()) => {
+                log_closed(&closing);
+                Ok(outcome)
+            }
+            Err(e) => Err(Retry { error: e.into(), unrecorded: Some((event_id, closing)) }),
+        }
+    }
+
+    /// Records an outcome reached without sending anything.
+    async fn finish_unlocked(&self, event_id: Uuid, closing: Closing) -> Result<Outcome, Retry> {
+        deliveries::close(&self.pool, event_id, self.channel.as_str(), &closing).await?;
+        log_closed(&closing);
+        Ok(Outcome::of(&closing))
+    }
+
+    async fn prepare(&self, event: &BookingEvent, ids: EventIds) -> Result<Prepared, Retry> {
+        // A move announces itself: the cancellation of the old booking that goes with it is
+        // not news to the patient (and its calendar entry is updated by the move's).
+        if event.kind == BookingEventKind::Cancelled && event.reason_code.as_deref() == Some("rescheduled") {
+            return Ok(Prepared::Done(Closing::Skipped("superseded_by_reschedule")));
+        }
+        let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await? else {
+            return Ok(Prepared::Done(Closing::Skipped("patient_unknown")));
+        };
+        let address = match &self.sender {
+            Sender::Email(email) => {
+                let Some(to) = recipient.email.clone().filter(|e| !e.trim().is_empty()) else {
+                    return Ok(Prepared::Done(Closing::Skipped("no_email")));
+                };
+                recipient.context.organizer = Some(email.from_address());
+                Address::Email { to, name: recipient.context.patient_name.clone() }
+            }
+            Sender::Sms(_) => {
+                let Some(raw) = recipient.phone.as_deref().filter(|p| !p.trim().is_empty()) else {
+                    return Ok(Prepared::Done(Closing::Skipped("no_phone")));
+                };
+                match Phone::try_from(raw) {
+                    Ok(phone) => Address::Phone(phone),
+                    Err(invalid) => {
+                        return Ok(Prepared::Done(Closing::Failed(format!("invalid_phone: {invalid}"))));
+                    }
+                }
+            }
+        };
+        let message = templates::render(event, &recipient.context, Utc::now());
+        Ok(Prepared::Send { message, address })
+    }
+}
+
+/// Where to send, already checked.
+enum Address {
+    Email { to: String, name: String },
+    Phone(Phone),
+}
+
+enum Prepared {
+    /// Nothing to send; record this.
+    Done(Closing),
+    Send { message: templates::Rendered, address: Address },
+}
+
+fn log_closed(closing: &Closing) {
+    match closing {
+        Closing::Sent(reference) => tracing::info!(outcome = "sent", provider_reference = %reference, "notification handled"),
+        Closing::Failed(reason) => tracing::warn!(outcome = "failed", reason = %reason, "notification handled"),
+        Closing::Skipped(reason) => tracing::info!(outcome = "skipped", reason = %reason, "notification handled"),
+    }
+}

@@ -22,6 +22,7 @@ use uuid::Uuid;
 pub mod faults;
 pub mod mailpit;
 pub mod process;
+pub mod sms;
 
 use faults::TcpProxy;
 

@@ -1,6 +1,13 @@
 //! `citaflow`: the command-line client of Citaflow.
+//!
+//! `import` is a client of the public REST API like any other; `dlq` is an operator
+//! tool that reads Kafka directly.
 
+mod api;
 mod dlq;
+mod import;
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 use citaflow_platform::Settings;
@@ -8,7 +15,17 @@ use clap::{Parser, Subcommand};
 
 /// Citaflow command-line client.
 #[derive(Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(
+    version,
+    about,
+    propagate_version = true,
+    after_help = "The API commands read --api-url (or CITAFLOW_API_URL, default http://127.0.0.1:8080) and either\n\
+                  --token (or CITAFLOW_TOKEN) or --username (or CITAFLOW_USERNAME) with the password in\n\
+                  CITAFLOW_PASSWORD (or the variable named by --password-env).\n\n\
+                  Examples:\n  \
+                  citaflow import --help\n  \
+                  citaflow dlq list --json"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,10 +33,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load users, centers, doctors and patients from CSV files through the API, then book one
+    /// demo appointment. Safe to run again: what is already there is counted, not duplicated.
+    #[command(after_help = import::HELP)]
+    Import(import::ImportArgs),
     /// Look at and re-drive dead-lettered booking commands (operator tool: reads Kafka
     /// directly with the services' CITAFLOW__KAFKA__*, CITAFLOW__REGISTRY__* and
     /// CITAFLOW__TOPICS__* settings).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+                      citaflow dlq list\n  \
+                      citaflow dlq list --json | jq '.[] | select(.reason == \"exhausted\")'\n  \
+                      citaflow dlq replay --dry-run && citaflow dlq replay"
+    )]
     Dlq(DlqCommand),
 }
 
@@ -51,42 +78,55 @@ enum DlqCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Dlq(command) => {
-            let settings = Settings::load().context("loading settings")?;
-            match command {
-                DlqCommand::List { json } => {
-                    let letters = dlq::list(&settings).await?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&letters)?);
-                    } else {
-                        println!("{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} ERROR", "PART", "OFFSET", "REASON", "ATTEMPT", "BOOKING", "KIND");
-                        for l in &letters {
-                            println!(
-                                "{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} {}",
-                                l.partition,
-                                l.offset,
-                                l.reason.as_deref().unwrap_or("-"),
-                                l.attempt.as_deref().unwrap_or("-"),
-                                l.booking_id.as_deref().unwrap_or("(unreadable)"),
-                                l.kind.as_deref().unwrap_or("-"),
-                                l.error.as_deref().unwrap_or("-").chars().take(100).collect::<String>(),
-                            );
-                        }
-                        println!("{} dead letter(s)", letters.len());
-                    }
+    // Exit status of the API commands: 0 done, 1 done with failed rows or requests, 2 could
+    // not run (bad input, unreachable API, refused credentials). `dlq` keeps 0/1.
+    let result = match cli.command {
+        Command::Import(args) => import::run(args).await.map_err(|e| (e, 2)),
+        Command::Dlq(command) => dlq_command(command).await.map(|()| 0).map_err(|e| (e, 1)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err((err, code)) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The operator commands on the dead-letter topic.
+async fn dlq_command(command: DlqCommand) -> anyhow::Result<()> {
+    let settings = Settings::load().context("loading settings")?;
+    match command {
+        DlqCommand::List { json } => {
+            let letters = dlq::list(&settings).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else {
+                println!("{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} ERROR", "PART", "OFFSET", "REASON", "ATTEMPT", "BOOKING", "KIND");
+                for l in &letters {
+                    println!(
+                        "{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} {}",
+                        l.partition,
+                        l.offset,
+                        l.reason.as_deref().unwrap_or("-"),
+                        l.attempt.as_deref().unwrap_or("-"),
+                        l.booking_id.as_deref().unwrap_or("(unreadable)"),
+                        l.kind.as_deref().unwrap_or("-"),
+                        l.error.as_deref().unwrap_or("-").chars().take(100).collect::<String>(),
+                    );
                 }
-                DlqCommand::Replay { group, dry_run, json } => {
-                    let report = dlq::replay(&settings, &group, dry_run).await?;
-                    if json {
-                        println!("{}", serde_json::to_string(&report)?);
-                    } else {
-                        let what = if dry_run { "would replay" } else { "replayed" };
-                        println!("{what} {}, skipped {} unreadable", report.replayed, report.skipped_unreadable);
-                    }
-                }
+                println!("{} dead letter(s)", letters.len());
+            }
+        }
+        DlqCommand::Replay { group, dry_run, json } => {
+            let report = dlq::replay(&settings, &group, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                let what = if dry_run { "would replay" } else { "replayed" };
+                println!("{what} {}, skipped {} unreadable", report.replayed, report.skipped_unreadable);
             }
         }
     }

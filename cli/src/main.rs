@@ -1,11 +1,12 @@
 //! `citaflow`: the command-line client of Citaflow.
 //!
-//! `import` is a client of the public REST API like any other; `dlq` is an operator
+//! `import` and `load` are clients of the public REST API like any other; `dlq` is an operator
 //! tool that reads Kafka directly.
 
 mod api;
 mod dlq;
 mod import;
+mod load;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ use clap::{Parser, Subcommand};
                   CITAFLOW_PASSWORD (or the variable named by --password-env).\n\n\
                   Examples:\n  \
                   citaflow import --help\n  \
+                  citaflow load --rate 200 --duration 20s --out result.json\n  \
                   citaflow dlq list --json"
 )]
 struct Cli {
@@ -37,6 +39,10 @@ enum Command {
     /// demo appointment. Safe to run again: what is already there is counted, not duplicated.
     #[command(after_help = import::HELP)]
     Import(import::ImportArgs),
+    /// Send an open-loop mix of bookings, reads, cancellations and reschedules at a fixed rate
+    /// and report latency percentiles, status counts and time to final state.
+    #[command(after_help = load::HELP)]
+    Load(load::LoadArgs),
     /// Look at and re-drive dead-lettered booking commands (operator tool: reads Kafka
     /// directly with the services' CITAFLOW__KAFKA__*, CITAFLOW__REGISTRY__* and
     /// CITAFLOW__TOPICS__* settings).
@@ -84,6 +90,7 @@ async fn main() -> ExitCode {
     // not run (bad input, unreachable API, refused credentials). `dlq` keeps 0/1.
     let result = match cli.command {
         Command::Import(args) => import::run(args).await.map_err(|e| (e, 2)),
+        Command::Load(args) => load::run(args).await.map_err(|e| (e, 2)),
         Command::Dlq(command) => dlq_command(command).await.map(|()| 0).map_err(|e| (e, 1)),
     };
     match result {

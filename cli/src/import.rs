@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    fmt,
+    fmt::{self, Write as _},
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -662,44 +662,51 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u8> {
         ok,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::emit(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     } else {
-        print_report(&report);
+        crate::emit(&render_report(&report));
     }
     Ok(if ok { 0 } else { 1 })
 }
 
-fn print_report(report: &ImportReport) {
-    println!(
+/// The report as text: a table per file, the failed rows, the demo appointment.
+fn render_report(report: &ImportReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<14} {:>6} {:>8} {:>16} {:>7}",
         "FILE", "ROWS", "CREATED", "ALREADY PRESENT", "FAILED"
     );
     for f in &report.files {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<14} {:>6} {:>8} {:>16} {:>7}",
             f.file, f.rows, f.created, f.already_present, f.failed
         );
     }
     if report.failures.is_empty() {
-        println!("\nEvery row is in.");
+        let _ = writeln!(out, "\nEvery row is in.");
     } else {
-        println!("\n{} row(s) failed:", report.failures.len());
+        let _ = writeln!(out, "\n{} row(s) failed:", report.failures.len());
         for f in &report.failures {
-            println!("  {}:{}: {} [{}]", f.file, f.line, f.reason, f.code);
+            let _ = writeln!(out, "  {}:{}: {} [{}]", f.file, f.line, f.reason, f.code);
         }
     }
-    match (report.booking_status, &report.booking) {
-        ("booked", Some(b)) => println!("\nDemo appointment booked:\n{}", pretty(b)),
-        ("existing", Some(b)) => println!(
+    let _ = match (report.booking_status, &report.booking) {
+        ("booked", Some(b)) => writeln!(out, "\nDemo appointment booked:\n{}", pretty(b)),
+        ("existing", Some(b)) => writeln!(
+            out,
             "\nDemo appointment (already booked by an earlier import):\n{}",
             pretty(b)
         ),
-        ("failed", _) => println!(
+        ("failed", _) => writeln!(
+            out,
             "\nDemo appointment not booked: {}",
             report.booking_error.as_deref().unwrap_or("unknown error")
         ),
-        _ => {}
-    }
+        _ => Ok(()),
+    };
+    out
 }
 
 fn pretty(value: &Value) -> String {

@@ -15,6 +15,7 @@
 
 use std::{
     collections::BTreeMap,
+    fmt::Write as _,
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -918,9 +919,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
-        println!("{text}");
+        crate::emit(&format!("{text}\n"));
     } else {
-        print_table(&report, args.out.as_deref());
+        crate::emit(&render_table(&report, args.out.as_deref()));
     }
     Ok(if sent > 0 && answered == 0 { 1 } else { 0 })
 }
@@ -929,9 +930,12 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn print_table(r: &LoadReport, out: Option<&std::path::Path>) {
+/// The report as text tables.
+fn render_table(r: &LoadReport, path: Option<&std::path::Path>) -> String {
+    let mut out = String::new();
     let s = &r.summary;
-    println!(
+    let _ = writeln!(
+        out,
         "sent {} of {} due in {:.1}s: {:.1} req/s achieved ({} dropped at the concurrency cap, {} late), {} answered, {} errors",
         s.sent,
         s.scheduled,
@@ -942,33 +946,38 @@ fn print_table(r: &LoadReport, out: Option<&std::path::Path>) {
         s.answered,
         s.errors
     );
-    println!("\nHTTP latency (ms, from when each request was due)");
-    println!(
+    let _ = writeln!(out, "\nHTTP latency (ms, from when each request was due)");
+    let _ = writeln!(
+        out,
         "{:<11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "OPERATION", "COUNT", "P50", "P90", "P99", "P99.9", "MAX"
     );
     for (name, l) in &r.latency_ms {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<11} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
             name, l.count, l.p50, l.p90, l.p99, l.p999, l.max
         );
     }
-    println!("\nStatus counts");
+    let _ = writeln!(out, "\nStatus counts");
     for (op, statuses) in &r.status {
         let line: Vec<String> = statuses.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        println!("  {:<11} {}", op, line.join(", "));
+        let _ = writeln!(out, "  {:<11} {}", op, line.join(", "));
     }
     let f = &r.to_final;
-    println!(
+    let _ = writeln!(
+        out,
         "\n202 → final state ({} followed; polling GET every 20 ms)",
         f.followed
     );
-    println!(
+    let _ = writeln!(
+        out,
         "{:<11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "CLOCK", "COUNT", "P50", "P90", "P99", "P99.9", "MAX"
     );
     for (name, l) in [("client", &f.client_ms), ("server", &f.server_ms)] {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<11} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
             name, l.count, l.p50, l.p90, l.p99, l.p999, l.max
         );
@@ -978,7 +987,8 @@ fn print_table(r: &LoadReport, out: Option<&std::path::Path>) {
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    println!(
+    let _ = writeln!(
+        out,
         "  outcomes: {}",
         if outcomes.is_empty() {
             "-".to_owned()
@@ -987,17 +997,18 @@ fn print_table(r: &LoadReport, out: Option<&std::path::Path>) {
         }
     );
     if !r.errors.is_empty() {
-        println!("\nErrors");
+        let _ = writeln!(out, "\nErrors");
         for (kind, count) in &r.errors {
-            println!("  {kind}: {count}");
+            let _ = writeln!(out, "  {kind}: {count}");
         }
         for sample in &r.error_samples {
-            println!("  e.g. {sample}");
+            let _ = writeln!(out, "  e.g. {sample}");
         }
     }
-    if let Some(path) = out {
-        println!("\nJSON written to {}", path.display());
+    if let Some(path) = path {
+        let _ = writeln!(out, "\nJSON written to {}", path.display());
     }
+    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@ mod dlq;
 mod import;
 mod load;
 
-use std::process::ExitCode;
+use std::{
+    fmt::Write as _,
+    io::{ErrorKind, Write as _},
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use citaflow_platform::Settings;
@@ -102,18 +106,31 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Writes a command's output to stdout. A reader that went away (`citaflow … | head`) is not
+/// an error worth a panic: the rest of the output is dropped quietly.
+pub(crate) fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if err.kind() != ErrorKind::BrokenPipe {
+            eprintln!("error: writing the output: {err}");
+        }
+    }
+}
+
 /// The operator commands on the dead-letter topic.
 async fn dlq_command(command: DlqCommand) -> anyhow::Result<()> {
     let settings = Settings::load().context("loading settings")?;
+    let mut out = String::new();
     match command {
         DlqCommand::List { json } => {
             let letters = dlq::list(&settings).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&letters)?);
+                let _ = writeln!(out, "{}", serde_json::to_string_pretty(&letters)?);
             } else {
-                println!("{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} ERROR", "PART", "OFFSET", "REASON", "ATTEMPT", "BOOKING", "KIND");
+                let _ = writeln!(out, "{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} ERROR", "PART", "OFFSET", "REASON", "ATTEMPT", "BOOKING", "KIND");
                 for l in &letters {
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} {}",
                         l.partition,
                         l.offset,
@@ -124,18 +141,19 @@ async fn dlq_command(command: DlqCommand) -> anyhow::Result<()> {
                         l.error.as_deref().unwrap_or("-").chars().take(100).collect::<String>(),
                     );
                 }
-                println!("{} dead letter(s)", letters.len());
+                let _ = writeln!(out, "{} dead letter(s)", letters.len());
             }
         }
         DlqCommand::Replay { group, dry_run, json } => {
             let report = dlq::replay(&settings, &group, dry_run).await?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                let _ = writeln!(out, "{}", serde_json::to_string(&report)?);
             } else {
                 let what = if dry_run { "would replay" } else { "replayed" };
-                println!("{what} {}, skipped {} unreadable", report.replayed, report.skipped_unreadable);
+                let _ = writeln!(out, "{what} {}, skipped {} unreadable", report.replayed, report.skipped_unreadable);
             }
         }
     }
+    emit(&out);
     Ok(())
 }

@@ -552,6 +552,30 @@ async fn bad_input_and_credentials_fail_clearly_and_passwords_are_never_shown() 
         "{as_secretary:?}"
     );
 
+    // A reader that goes away early (`citaflow import | head -1`) is no reason to panic.
+    let mut closed = Command::new(process::binary("citaflow"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CITAFLOW")) {
+        closed.env_remove(key);
+    }
+    let mut child = closed
+        .env("CITAFLOW_API_URL", &app.api_url)
+        .args([
+            "import",
+            "--dir",
+            good.path(),
+            "--token",
+            &app.admin_token,
+            "--no-book",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    assert_eq!(closed.status.code(), Some(0), "{closed:?}");
+    assert!(closed.stderr.is_empty(), "{closed:?}");
+
     for command in [
         &["--help"][..],
         &["import", "--help"],

@@ -67,7 +67,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=5000), value_name = "N")]
     pub hot_doctors: u32,
 
-    /// Share of creates and reschedules that go to the hot doctors.
+    /// Share of creates that go to the hot doctors (a reschedule keeps its booking's doctor).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(0..=100), value_name = "PCT")]
     pub hot_percent: u8,
 

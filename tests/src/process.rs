@@ -37,6 +37,10 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
         ("CITAFLOW__SMTP__HOST", settings.smtp.host.clone()),
         ("CITAFLOW__SMTP__PORT", settings.smtp.port.to_string()),
         ("CITAFLOW__SMS__BASE_URL", settings.sms.base_url.clone()),
+        ("CITAFLOW__SMS__ACCOUNT_SID", settings.sms.account_sid.clone()),
+        ("CITAFLOW__SMS__FROM", settings.sms.from.clone()),
+        ("CITAFLOW__SMTP__FROM", settings.smtp.from.clone()),
+        ("CITAFLOW__SMTP__TLS", format!("{:?}", settings.smtp.tls).to_lowercase()),
         ("CITAFLOW__NOTIFIER__CHANNEL", settings.notifier.channel.as_str().to_owned()),
         ("CITAFLOW__HTTP__PORT", "0".to_owned()),
         ("CITAFLOW__LOG__LEVEL", "warn".to_owned()),
@@ -46,6 +50,15 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
     }
     if let Some(secret) = &settings.auth.jwt_secret {
         env.push(("CITAFLOW__AUTH__JWT_SECRET", secret.expose_secret().to_owned()));
+    }
+    if let Some(token) = &settings.sms.auth_token {
+        env.push(("CITAFLOW__SMS__AUTH_TOKEN", token.expose_secret().to_owned()));
+    }
+    if let Some(user) = &settings.smtp.username {
+        env.push(("CITAFLOW__SMTP__USERNAME", user.clone()));
+    }
+    if let Some(password) = &settings.smtp.password {
+        env.push(("CITAFLOW__SMTP__PASSWORD", password.expose_secret().to_owned()));
     }
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }

@@ -75,8 +75,17 @@ async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError
     };
     let password = users::optional_password(body.password, &mut errors);
     domain::collect(errors)?;
+    let username_is_email = body.username.is_none() && email.is_some();
     let mut tx = state.pool.begin().await?;
-    let user_id = users::insert_user(&mut tx, &username.expect("validated"), password, Role::Patient).await?;
+    let user_id = users::insert_user(&mut tx, &username.expect("validated"), password, Role::Patient)
+        .await
+        .map_err(|err| match err {
+            // The username defaulted to the email: say what the client sent.
+            ApiError::Conflict { code: "duplicate", .. } if username_is_email => {
+                ApiError::conflict("duplicate", "A patient with this email already exists.")
+            }
+            other => other,
+        })?;
     sqlx::query(
         "INSERT INTO patients (id, user_id, name, phone, email, language, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -87,7 +87,9 @@ fn uuid(field: &str, value: &str) -> Result<Uuid, ProcessError> {
 }
 
 fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T, ProcessError> {
-    value.as_ref().ok_or_else(|| ProcessError::permanent(format!("{field} is missing")))
+    value
+        .as_ref()
+        .ok_or_else(|| ProcessError::permanent(format!("{field} is missing")))
 }
 
 fn time(field: &str, millis: i64) -> Result<DateTime<Utc>, ProcessError> {
@@ -102,8 +104,11 @@ impl TryFrom<&BookingCommand> for Command {
         let command_id = uuid("command_id", &record.command_id)?;
         let booking_id = uuid("booking_id", &record.booking_id)?;
         let doctor_id = uuid("doctor_id", &record.doctor_id)?;
-        let requested_by =
-            record.requested_by.as_deref().map(|v| uuid("requested_by", v)).transpose()?;
+        let requested_by = record
+            .requested_by
+            .as_deref()
+            .map(|v| uuid("requested_by", v))
+            .transpose()?;
         let requested_at = time("requested_at", record.requested_at)?;
         let create = |previous_booking_id: Option<Uuid>| -> Result<Create, ProcessError> {
             let slot = Slot {
@@ -125,7 +130,10 @@ impl TryFrom<&BookingCommand> for Command {
         };
         let action = match record.kind {
             BookingCommandKind::Create => Action::Create(create(None)?),
-            BookingCommandKind::Cancel => Action::Cancel(Cancel { booking_id, doctor_id }),
+            BookingCommandKind::Cancel => Action::Cancel(Cancel {
+                booking_id,
+                doctor_id,
+            }),
             BookingCommandKind::Reschedule => {
                 let previous = uuid(
                     "previous_booking_id",
@@ -134,7 +142,12 @@ impl TryFrom<&BookingCommand> for Command {
                 Action::Reschedule(create(Some(previous))?)
             }
         };
-        Ok(Command { command_id, requested_by, requested_at, action })
+        Ok(Command {
+            command_id,
+            requested_by,
+            requested_at,
+            action,
+        })
     }
 }
 
@@ -162,7 +175,9 @@ mod tests {
     #[test]
     fn a_create_parses_with_its_slot() {
         let c = Command::try_from(&record()).unwrap();
-        let Action::Create(create) = c.action else { panic!("not a create") };
+        let Action::Create(create) = c.action else {
+            panic!("not a create")
+        };
         assert_eq!(create.slot.duration_minutes(), 30);
     }
 
@@ -182,7 +197,10 @@ mod tests {
 
         let mut r = record();
         r.kind = BookingCommandKind::Reschedule;
-        assert!(Command::try_from(&r).is_err(), "a reschedule needs previous_booking_id");
+        assert!(
+            Command::try_from(&r).is_err(),
+            "a reschedule needs previous_booking_id"
+        );
     }
 
     #[test]
@@ -193,6 +211,9 @@ mod tests {
         r.ends_at = None;
         r.patient_id = None;
         r.center_id = None;
-        assert!(matches!(Command::try_from(&r).unwrap().action, Action::Cancel(_)));
+        assert!(matches!(
+            Command::try_from(&r).unwrap().action,
+            Action::Cancel(_)
+        ));
     }
 }

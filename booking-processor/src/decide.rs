@@ -37,7 +37,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -153,7 +156,12 @@ pub async fn close_dead_letter(
                 Rejection::new("invalid_command", "The request could not be processed.")
             };
             if write_booking(&mut tx, command, create, Some(&rejection), now).await? {
-                vec![Draft::for_create(create, BookingEventKind::Rejected, BookingStatus::Rejected, Some(rejection))]
+                vec![Draft::for_create(
+                    create,
+                    BookingEventKind::Rejected,
+                    BookingStatus::Rejected,
+                    Some(rejection),
+                )]
             } else {
                 vec![]
             }
@@ -165,12 +173,17 @@ pub async fn close_dead_letter(
     Ok(events)
 }
 
-async fn already_processed(conn: &mut PgConnection, command_id: Uuid) -> Result<bool, ProcessError> {
-    Ok(sqlx::query("SELECT 1 FROM processed_commands WHERE command_id = $1")
-        .bind(command_id)
-        .fetch_optional(conn)
-        .await?
-        .is_some())
+async fn already_processed(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+) -> Result<bool, ProcessError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM processed_commands WHERE command_id = $1")
+            .bind(command_id)
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
+    )
 }
 
 /// The events recorded for a processed command, in the order they were decided.
@@ -270,7 +283,15 @@ async fn check_rules(
         .bind(create.slot.ends_at)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(judge(rules, create, now, doctor, center, patient.as_deref(), taken))
+    Ok(judge(
+        rules,
+        create,
+        now,
+        doctor,
+        center,
+        patient.as_deref(),
+        taken,
+    ))
 }
 
 /// The verdict, from what the database said, in the order a clinic would explain it.
@@ -285,17 +306,34 @@ fn judge(
 ) -> Option<Rejection> {
     let minutes = create.slot.duration_minutes();
     match (doctor, center, patient) {
-        (None, _, _) => Some(Rejection::new("doctor_not_found", "The doctor does not exist.")),
-        (Some(false), _, _) => Some(Rejection::new("doctor_inactive", "The doctor is not active.")),
-        (_, None, _) => Some(Rejection::new("center_not_found", "The center does not exist.")),
-        (_, Some(false), _) => Some(Rejection::new("center_inactive", "The center is not active.")),
-        (_, _, None) => Some(Rejection::new("patient_not_found", "The patient does not exist.")),
-        (_, _, Some(status)) if status != "ACTIVE" => {
-            Some(Rejection::new("patient_inactive", "The patient is not active."))
-        }
-        _ if create.slot.starts_at <= now => {
-            Some(Rejection::new("slot_in_past", "The requested time has already passed."))
-        }
+        (None, _, _) => Some(Rejection::new(
+            "doctor_not_found",
+            "The doctor does not exist.",
+        )),
+        (Some(false), _, _) => Some(Rejection::new(
+            "doctor_inactive",
+            "The doctor is not active.",
+        )),
+        (_, None, _) => Some(Rejection::new(
+            "center_not_found",
+            "The center does not exist.",
+        )),
+        (_, Some(false), _) => Some(Rejection::new(
+            "center_inactive",
+            "The center is not active.",
+        )),
+        (_, _, None) => Some(Rejection::new(
+            "patient_not_found",
+            "The patient does not exist.",
+        )),
+        (_, _, Some(status)) if status != "ACTIVE" => Some(Rejection::new(
+            "patient_inactive",
+            "The patient is not active.",
+        )),
+        _ if create.slot.starts_at <= now => Some(Rejection::new(
+            "slot_in_past",
+            "The requested time has already passed.",
+        )),
         _ if minutes < rules.min_duration_minutes || minutes > rules.max_duration_minutes => {
             Some(Rejection::new(
                 "invalid_duration",
@@ -311,7 +349,10 @@ fn judge(
 }
 
 fn slot_taken() -> Rejection {
-    Rejection::new("slot_taken", "The doctor already has an appointment at that time.")
+    Rejection::new(
+        "slot_taken",
+        "The doctor already has an appointment at that time.",
+    )
 }
 
 /// Writes the decided state of a new booking. Returns `false` when the booking was already
@@ -323,7 +364,11 @@ async fn write_booking(
     rejection: Option<&Rejection>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let status = if rejection.is_some() { "rejected" } else { "confirmed" };
+    let status = if rejection.is_some() {
+        "rejected"
+    } else {
+        "confirmed"
+    };
     let row = sqlx::query(
         "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
              ends_at, reason, status, reason_code, reason_message, previous_booking_id,
@@ -376,11 +421,15 @@ async fn try_confirm(
     sqlx::query("SAVEPOINT confirm").execute(&mut *conn).await?;
     match write_booking(conn, command, create, None, now).await {
         Ok(written) => {
-            sqlx::query("RELEASE SAVEPOINT confirm").execute(&mut *conn).await?;
+            sqlx::query("RELEASE SAVEPOINT confirm")
+                .execute(&mut *conn)
+                .await?;
             Ok((None, written))
         }
         Err(err) if is_overlap(&err) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT confirm").execute(&mut *conn).await?;
+            sqlx::query("ROLLBACK TO SAVEPOINT confirm")
+                .execute(&mut *conn)
+                .await?;
             Ok((Some(slot_taken()), false))
         }
         Err(err) => Err(err.into()),
@@ -476,7 +525,12 @@ async fn mark_cancelled(
     Ok(())
 }
 
-fn cancelled_draft(booking_id: Uuid, existing: &Existing, code: &'static str, message: &str) -> Draft {
+fn cancelled_draft(
+    booking_id: Uuid,
+    existing: &Existing,
+    code: &'static str,
+    message: &str,
+) -> Draft {
     Draft {
         kind: BookingEventKind::Cancelled,
         status: BookingStatus::Cancelled,
@@ -504,8 +558,20 @@ async fn decide_cancel(
         return Ok(vec![]);
     }
     let message = "The appointment was cancelled.";
-    mark_cancelled(conn, cancel.booking_id, "cancelled_by_request", message, now).await?;
-    Ok(vec![cancelled_draft(cancel.booking_id, &existing, "cancelled_by_request", message)])
+    mark_cancelled(
+        conn,
+        cancel.booking_id,
+        "cancelled_by_request",
+        message,
+        now,
+    )
+    .await?;
+    Ok(vec![cancelled_draft(
+        cancel.booking_id,
+        &existing,
+        "cancelled_by_request",
+        message,
+    )])
 }
 
 /// Confirms the new slot and cancels the old booking in one decision; if the new slot cannot
@@ -517,7 +583,9 @@ async fn decide_reschedule(
     create: &Create,
     now: DateTime<Utc>,
 ) -> Result<Vec<Draft>, ProcessError> {
-    let previous_id = create.previous_booking_id.expect("a reschedule names its previous booking");
+    let previous_id = create
+        .previous_booking_id
+        .expect("a reschedule names its previous booking");
     let previous = load_for_update(conn, previous_id).await?;
     let reject = |rejection: Rejection| {
         vec![Draft::for_create(
@@ -538,8 +606,10 @@ async fn decide_reschedule(
             return Ok(reject(rejection));
         }
         None => {
-            let rejection =
-                Rejection::new("previous_not_found", "The appointment to move does not exist.");
+            let rejection = Rejection::new(
+                "previous_not_found",
+                "The appointment to move does not exist.",
+            );
             write_booking(conn, command, create, Some(&rejection), now).await?;
             return Ok(reject(rejection));
         }
@@ -555,13 +625,17 @@ async fn decide_reschedule(
 
     // Free the old slot first (a move within the same doctor may overlap it), then try the
     // new one; on failure roll back to keep the old appointment exactly as it was.
-    sqlx::query("SAVEPOINT reschedule").execute(&mut *conn).await?;
+    sqlx::query("SAVEPOINT reschedule")
+        .execute(&mut *conn)
+        .await?;
     let message = "The appointment was moved to a new time.";
     mark_cancelled(conn, previous_id, "rescheduled", message, now).await?;
     let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
     match rejection {
         None if confirmed => {
-            sqlx::query("RELEASE SAVEPOINT reschedule").execute(&mut *conn).await?;
+            sqlx::query("RELEASE SAVEPOINT reschedule")
+                .execute(&mut *conn)
+                .await?;
             Ok(vec![
                 Draft::for_create(
                     create,
@@ -573,11 +647,15 @@ async fn decide_reschedule(
             ])
         }
         None => {
-            sqlx::query("ROLLBACK TO SAVEPOINT reschedule").execute(&mut *conn).await?;
+            sqlx::query("ROLLBACK TO SAVEPOINT reschedule")
+                .execute(&mut *conn)
+                .await?;
             Ok(vec![])
         }
         Some(rejection) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT reschedule").execute(&mut *conn).await?;
+            sqlx::query("ROLLBACK TO SAVEPOINT reschedule")
+                .execute(&mut *conn)
+                .await?;
             write_booking(conn, command, create, Some(&rejection), now).await?;
             Ok(reject(rejection))
         }
@@ -596,13 +674,19 @@ mod tests {
             doctor_id: Uuid::new_v4(),
             patient_id: Uuid::new_v4(),
             center_id: Uuid::new_v4(),
-            slot: Slot { starts_at, ends_at: starts_at + chrono::Duration::minutes(minutes) },
+            slot: Slot {
+                starts_at,
+                ends_at: starts_at + chrono::Duration::minutes(minutes),
+            },
             reason: None,
             previous_booking_id: None,
         }
     }
 
-    const RULES: Rules = Rules { min_duration_minutes: 5, max_duration_minutes: 480 };
+    const RULES: Rules = Rules {
+        min_duration_minutes: 5,
+        max_duration_minutes: 480,
+    };
 
     fn code(r: Option<Rejection>) -> &'static str {
         r.map(|r| r.code).unwrap_or("ok")
@@ -612,20 +696,93 @@ mod tests {
     fn rules_are_explained_in_order() {
         let c = create(60, 30);
         let now = Utc::now();
-        assert_eq!(code(judge(RULES, &c, now, None, None, None, true)), "doctor_not_found");
-        assert_eq!(code(judge(RULES, &c, now, Some(false), Some(true), Some("ACTIVE"), false)), "doctor_inactive");
-        assert_eq!(code(judge(RULES, &c, now, Some(true), None, Some("ACTIVE"), false)), "center_not_found");
-        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(false), Some("ACTIVE"), false)), "center_inactive");
-        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), None, false)), "patient_not_found");
-        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), Some("INACTIVE"), false)), "patient_inactive");
-        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), Some("ACTIVE"), true)), "slot_taken");
-        assert_eq!(code(judge(RULES, &c, now, Some(true), Some(true), Some("ACTIVE"), false)), "ok");
+        assert_eq!(
+            code(judge(RULES, &c, now, None, None, None, true)),
+            "doctor_not_found"
+        );
+        assert_eq!(
+            code(judge(
+                RULES,
+                &c,
+                now,
+                Some(false),
+                Some(true),
+                Some("ACTIVE"),
+                false
+            )),
+            "doctor_inactive"
+        );
+        assert_eq!(
+            code(judge(
+                RULES,
+                &c,
+                now,
+                Some(true),
+                None,
+                Some("ACTIVE"),
+                false
+            )),
+            "center_not_found"
+        );
+        assert_eq!(
+            code(judge(
+                RULES,
+                &c,
+                now,
+                Some(true),
+                Some(false),
+                Some("ACTIVE"),
+                false
+            )),
+            "center_inactive"
+        );
+        assert_eq!(
+            code(judge(RULES, &c, now, Some(true), Some(true), None, false)),
+            "patient_not_found"
+        );
+        assert_eq!(
+            code(judge(
+                RULES,
+                &c,
+                now,
+                Some(true),
+                Some(true),
+                Some("INACTIVE"),
+                false
+            )),
+            "patient_inactive"
+        );
+        assert_eq!(
+            code(judge(
+                RULES,
+                &c,
+                now,
+                Some(true),
+                Some(true),
+                Some("ACTIVE"),
+                true
+            )),
+            "slot_taken"
+        );
+        assert_eq!(
+            code(judge(
+                RULES,
+                &c,
+                now,
+                Some(true),
+                Some(true),
+                Some("ACTIVE"),
+                false
+            )),
+            "ok"
+        );
     }
 
     #[test]
     fn time_rules() {
         let now = Utc::now();
-        let all_good = |c: &Create| judge(RULES, c, now, Some(true), Some(true), Some("ACTIVE"), false);
+        let all_good =
+            |c: &Create| judge(RULES, c, now, Some(true), Some(true), Some("ACTIVE"), false);
         assert_eq!(code(all_good(&create(-5, 30))), "slot_in_past");
         assert_eq!(code(all_good(&create(60, 4))), "invalid_duration");
         assert_eq!(code(all_good(&create(60, 481))), "invalid_duration");

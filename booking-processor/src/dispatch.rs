@@ -63,14 +63,19 @@ pub struct ProcessorContext {
 
 impl ProcessorContext {
     pub fn new(drain: Duration, group: String) -> Self {
-        Self { workers: Arc::default(), drain, group }
+        Self {
+            workers: Arc::default(),
+            drain,
+            group,
+        }
     }
 
     /// Stops the workers of `keys`, waiting for the records in hand.
     fn stop_workers(&self, keys: impl Iterator<Item = Key>) {
         let handles: Vec<(Key, WorkerHandle)> = {
             let mut workers = self.workers.lock().expect("workers lock");
-            keys.filter_map(|k| workers.remove(&k).map(|h| (k, h))).collect()
+            keys.filter_map(|k| workers.remove(&k).map(|h| (k, h)))
+                .collect()
         };
         for (_, handle) in &handles {
             handle.shared.stopped.store(true, Ordering::SeqCst);
@@ -82,7 +87,11 @@ impl ProcessorContext {
                     break;
                 }
                 if Instant::now() > deadline {
-                    tracing::warn!(topic, partition, "drain deadline passed with a record in hand");
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        "drain deadline passed with a record in hand"
+                    );
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(5));
@@ -144,7 +153,9 @@ pub fn run<H: PartitionHandler>(
 
     while !shutdown.is_cancelled() {
         resume_ready(&consumer, &workers, &mut paused);
-        let Some(result) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         let message = match result {
             Ok(m) => m.detach(),
             Err(err) => {
@@ -160,7 +171,10 @@ pub fn run<H: PartitionHandler>(
             let wait = due - retry::now_ms();
             if wait > 0 {
                 rewind(&consumer, &key, message.offset());
-                paused.insert(key, Some(Instant::now() + Duration::from_millis(wait as u64)));
+                paused.insert(
+                    key,
+                    Some(Instant::now() + Duration::from_millis(wait as u64)),
+                );
                 continue;
             }
         }
@@ -168,7 +182,13 @@ pub fn run<H: PartitionHandler>(
         let tx = {
             let mut map = workers.lock().expect("workers lock");
             let handle = map.entry(key.clone()).or_insert_with(|| {
-                spawn_worker(&runtime, consumer.clone(), handler.clone(), key.clone(), worker_stop.clone())
+                spawn_worker(
+                    &runtime,
+                    consumer.clone(),
+                    handler.clone(),
+                    key.clone(),
+                    worker_stop.clone(),
+                )
             });
             handle.tx.clone()
         };
@@ -187,7 +207,12 @@ pub fn run<H: PartitionHandler>(
     // Stop: let the records in hand finish, store nothing more, commit what is stored.
     tracing::info!("stopping: draining partition workers");
     worker_stop.cancel();
-    let keys: Vec<Key> = workers.lock().expect("workers lock").keys().cloned().collect();
+    let keys: Vec<Key> = workers
+        .lock()
+        .expect("workers lock")
+        .keys()
+        .cloned()
+        .collect();
     consumer.context().stop_workers(keys.into_iter());
     if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %err, "final commit");
@@ -237,7 +262,12 @@ fn rewind(consumer: &ProcessorConsumer, key: &Key, offset: i64) {
     if let Err(err) = consumer.pause(&list) {
         tracing::warn!(error = %err, "pause failed");
     }
-    if let Err(err) = consumer.seek(&key.0, key.1, Offset::Offset(offset), Duration::from_secs(5)) {
+    if let Err(err) = consumer.seek(
+        &key.0,
+        key.1,
+        Offset::Offset(offset),
+        Duration::from_secs(5),
+    ) {
         tracing::warn!(error = %err, topic = key.0, partition = key.1, "seek failed");
     }
 }
@@ -258,7 +288,9 @@ fn resume_ready(
         for (key, until) in paused.iter() {
             let resume = match until {
                 Some(at) => *at <= now,
-                None => map.get(key).is_none_or(|h| h.tx.capacity() > CHANNEL_CAPACITY / 2),
+                None => map
+                    .get(key)
+                    .is_none_or(|h| h.tx.capacity() > CHANNEL_CAPACITY / 2),
             };
             if resume {
                 ready.insert(key.clone());

@@ -56,7 +56,15 @@ impl Handler {
         topology: Topology,
         rules: Rules,
     ) -> Self {
-        Self { pool, producer, commands, events, topology, rules, parked: Mutex::default() }
+        Self {
+            pool,
+            producer,
+            commands,
+            events,
+            topology,
+            rules,
+            parked: Mutex::default(),
+        }
     }
 
     async fn decode(&self, message: &OwnedMessage) -> Result<Command, ProcessError> {
@@ -64,12 +72,22 @@ impl Handler {
             .commands
             .decode(message.payload().unwrap_or_default())
             .await
-            .map_err(|e| if e.is_transient() { ProcessError::Transient(e.into()) } else { ProcessError::Permanent(e.into()) })?;
+            .map_err(|e| {
+                if e.is_transient() {
+                    ProcessError::Transient(e.into())
+                } else {
+                    ProcessError::Permanent(e.into())
+                }
+            })?;
         Command::try_from(&record)
     }
 
     /// Handles a command record from the request topic or a delay topic.
-    async fn handle_command(&self, message: &OwnedMessage, role: Role) -> Result<(), anyhow::Error> {
+    async fn handle_command(
+        &self,
+        message: &OwnedMessage,
+        role: Role,
+    ) -> Result<(), anyhow::Error> {
         let command = match self.decode(message).await {
             Ok(command) => command,
             Err(err) => return self.route_failure(message, role, &err, None).await,
@@ -123,7 +141,10 @@ impl Handler {
     }
 
     fn park(&self, key: (String, i32, Uuid), command_id: Uuid) {
-        self.parked.lock().expect("parked lock").insert(key, command_id);
+        self.parked
+            .lock()
+            .expect("parked lock")
+            .insert(key, command_id);
     }
 
     async fn decide_and_publish(&self, command: &Command) -> Result<(), ProcessError> {
@@ -131,7 +152,8 @@ impl Handler {
         self.publish(&events).await?;
         for event in &events {
             let outcome = format!("{:?}", event.kind).to_lowercase();
-            metrics::counter!("citaflow_processor_decisions_total", "outcome" => outcome).increment(1);
+            metrics::counter!("citaflow_processor_decisions_total", "outcome" => outcome)
+                .increment(1);
             tracing::info!(kind = ?event.kind, reason = event.reason_code.as_deref(), "decided");
         }
         Ok(())
@@ -141,7 +163,11 @@ impl Handler {
     async fn publish(&self, events: &[BookingEvent]) -> Result<(), ProcessError> {
         for event in events {
             let payload = self.events.encode(event).await.map_err(|e| {
-                if e.is_transient() { ProcessError::Transient(e.into()) } else { ProcessError::Permanent(e.into()) }
+                if e.is_transient() {
+                    ProcessError::Transient(e.into())
+                } else {
+                    ProcessError::Permanent(e.into())
+                }
             })?;
             let record = FutureRecord::to(&self.topology.events)
                 .key(event.doctor_id.as_bytes())
@@ -149,7 +175,9 @@ impl Handler {
             self.producer
                 .send(record, Duration::from_secs(5))
                 .await
-                .map_err(|(e, _)| ProcessError::Transient(anyhow::anyhow!("publishing event: {e}")))?;
+                .map_err(|(e, _)| {
+                    ProcessError::Transient(anyhow::anyhow!("publishing event: {e}"))
+                })?;
         }
         Ok(())
     }
@@ -166,19 +194,26 @@ impl Handler {
         let text = error.to_string();
         if !error.is_transient() {
             tracing::warn!(error = %text, "permanent failure, dead-lettering");
-            let next = Next::DeadLetter { topic: self.topology.dlq.clone() };
-            return self.forward(message, next, "permanent", &text, None, true).await;
+            let next = Next::DeadLetter {
+                topic: self.topology.dlq.clone(),
+            };
+            return self
+                .forward(message, next, "permanent", &text, None, true)
+                .await;
         }
         let next = self.topology.after_failure(role);
         match &next {
             Next::Retry { topic, .. } => {
-                metrics::counter!("citaflow_processor_retries_total", "topic" => topic.clone()).increment(1);
+                metrics::counter!("citaflow_processor_retries_total", "topic" => topic.clone())
+                    .increment(1);
                 tracing::warn!(error = %text, retry_topic = topic, booking_id = command.map(|c| c.booking_id().to_string()), "transient failure, retrying later");
-                self.forward(message, next, "transient", &text, None, true).await
+                self.forward(message, next, "transient", &text, None, true)
+                    .await
             }
             Next::DeadLetter { .. } => {
                 tracing::warn!(error = %text, "retries exhausted, dead-lettering");
-                self.forward(message, next, "exhausted", &text, None, true).await
+                self.forward(message, next, "exhausted", &text, None, true)
+                    .await
             }
         }
     }
@@ -193,13 +228,21 @@ impl Handler {
         parked_behind: Option<&str>,
         counts_as_attempt: bool,
     ) -> anyhow::Result<()> {
-        let provenance = Provenance::of(message.headers(), message.topic(), message.partition(), message.offset());
+        let provenance = Provenance::of(
+            message.headers(),
+            message.topic(),
+            message.partition(),
+            message.offset(),
+        );
         let attempt = provenance.attempt + i64::from(counts_as_attempt);
         let (topic, due_at) = match &next {
-            Next::Retry { topic, delay_ms, .. } => (topic.as_str(), retry::now_ms() + *delay_ms as i64),
+            Next::Retry {
+                topic, delay_ms, ..
+            } => (topic.as_str(), retry::now_ms() + *delay_ms as i64),
             Next::DeadLetter { topic } => (topic.as_str(), retry::now_ms()),
         };
-        let headers: OwnedHeaders = provenance.headers(attempt, due_at, reason, error, parked_behind);
+        let headers: OwnedHeaders =
+            provenance.headers(attempt, due_at, reason, error, parked_behind);
         let mut record = FutureRecord::to(topic).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
@@ -245,13 +288,19 @@ impl Handler {
 impl PartitionHandler for Handler {
     async fn handle(&self, message: OwnedMessage, stop: &CancellationToken) -> bool {
         let Some(role) = self.topology.role(message.topic()) else {
-            tracing::error!(topic = message.topic(), "record from an unexpected topic ignored");
+            tracing::error!(
+                topic = message.topic(),
+                "record from an unexpected topic ignored"
+            );
             return true;
         };
         let mut backoff = Duration::from_millis(200);
         loop {
             let result = match role {
-                Role::DeadLetter => self.finalize_dead_letter(&message).await.map_err(anyhow::Error::from),
+                Role::DeadLetter => self
+                    .finalize_dead_letter(&message)
+                    .await
+                    .map_err(anyhow::Error::from),
                 Role::Requests | Role::Retry(_) => self.handle_command(&message, role).await,
             };
             match result {

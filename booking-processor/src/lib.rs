@@ -47,7 +47,9 @@ impl Application {
                 .create_with_context(ProcessorContext::new(drain, group.clone()))
                 .context("creating Kafka consumer")?;
         let topology = Topology::new(&settings.topics);
-        consumer.subscribe(&topology.consumed()).context("subscribing")?;
+        consumer
+            .subscribe(&topology.consumed())
+            .context("subscribing")?;
 
         let registry = RegistryClient::new(
             &settings.registry.url,
@@ -76,8 +78,9 @@ impl Application {
                 async move { kafka::is_ready(&producer, Duration::from_secs(2)).await }
             });
         let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let ops_listener =
-            TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
+        let ops_listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
         let port = ops_listener.local_addr()?.port();
         Ok(Self {
             consumer: Arc::new(consumer),

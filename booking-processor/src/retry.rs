@@ -51,15 +51,25 @@ pub struct Topology {
 /// Where a failed or parked record goes next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    Retry { index: usize, topic: String, delay_ms: u64 },
-    DeadLetter { topic: String },
+    Retry {
+        index: usize,
+        topic: String,
+        delay_ms: u64,
+    },
+    DeadLetter {
+        topic: String,
+    },
 }
 
 impl Topology {
     pub fn new(topics: &TopicSettings) -> Self {
         Self {
             requests: topics.requests.clone(),
-            retries: topics.retry_topics().into_iter().zip(topics.retry_delays_ms.iter().copied()).collect(),
+            retries: topics
+                .retry_topics()
+                .into_iter()
+                .zip(topics.retry_delays_ms.iter().copied())
+                .collect(),
             dlq: topics.dlq.clone(),
             events: topics.events.clone(),
         }
@@ -79,7 +89,10 @@ impl Topology {
         } else if topic == self.dlq {
             Some(Role::DeadLetter)
         } else {
-            self.retries.iter().position(|(t, _)| t == topic).map(Role::Retry)
+            self.retries
+                .iter()
+                .position(|(t, _)| t == topic)
+                .map(Role::Retry)
         }
     }
 
@@ -107,14 +120,23 @@ impl Topology {
 
     fn retry_or_dlq(&self, index: usize) -> Next {
         match self.retries.get(index) {
-            Some((topic, delay_ms)) => Next::Retry { index, topic: topic.clone(), delay_ms: *delay_ms },
-            None => Next::DeadLetter { topic: self.dlq.clone() },
+            Some((topic, delay_ms)) => Next::Retry {
+                index,
+                topic: topic.clone(),
+                delay_ms: *delay_ms,
+            },
+            None => Next::DeadLetter {
+                topic: self.dlq.clone(),
+            },
         }
     }
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The value of header `key` as text.
@@ -150,7 +172,8 @@ impl Provenance {
         match get(headers, header::ORIGINAL_TOPIC) {
             Some(original) => Provenance {
                 original_topic: original.to_owned(),
-                original_partition: get_i64(headers, header::ORIGINAL_PARTITION).unwrap_or(-1) as i32,
+                original_partition: get_i64(headers, header::ORIGINAL_PARTITION).unwrap_or(-1)
+                    as i32,
                 original_offset: get_i64(headers, header::ORIGINAL_OFFSET).unwrap_or(-1),
                 attempt: get_i64(headers, header::ATTEMPT).unwrap_or(0),
                 first_failed_at: get_i64(headers, header::FIRST_FAILED_AT).unwrap_or_else(now_ms),
@@ -180,7 +203,10 @@ impl Provenance {
             (header::ATTEMPT, attempt.to_string()),
             (header::DUE_AT, due_at.to_string()),
             (header::ORIGINAL_TOPIC, self.original_topic.clone()),
-            (header::ORIGINAL_PARTITION, self.original_partition.to_string()),
+            (
+                header::ORIGINAL_PARTITION,
+                self.original_partition.to_string(),
+            ),
             (header::ORIGINAL_OFFSET, self.original_offset.to_string()),
             (header::FIRST_FAILED_AT, self.first_failed_at.to_string()),
             (header::REASON, reason.to_owned()),
@@ -188,13 +214,22 @@ impl Provenance {
         ];
         let mut headers = OwnedHeaders::new_with_capacity(values.len() + 2);
         for (key, value) in &values {
-            headers = headers.insert(Header { key, value: Some(value.as_str()) });
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
         }
         if let Some(command) = parked_behind {
-            headers = headers.insert(Header { key: header::PARKED_BEHIND, value: Some(command) });
+            headers = headers.insert(Header {
+                key: header::PARKED_BEHIND,
+                value: Some(command),
+            });
         }
         if let Some(replay) = &self.replay_of {
-            headers = headers.insert(Header { key: header::REPLAY_OF, value: Some(replay.as_str()) });
+            headers = headers.insert(Header {
+                key: header::REPLAY_OF,
+                value: Some(replay.as_str()),
+            });
         }
         headers
     }
@@ -211,16 +246,41 @@ mod tests {
     #[test]
     fn failures_climb_the_delay_topics_then_dead_letter() {
         let t = topology();
-        assert_eq!(t.after_failure(Role::Requests), Next::Retry { index: 0, topic: "booking.requests.retry.1s".into(), delay_ms: 1_000 });
-        assert_eq!(t.after_failure(Role::Retry(0)), Next::Retry { index: 1, topic: "booking.requests.retry.10s".into(), delay_ms: 10_000 });
-        assert_eq!(t.after_failure(Role::Retry(2)), Next::DeadLetter { topic: "booking.requests.dlq".into() });
+        assert_eq!(
+            t.after_failure(Role::Requests),
+            Next::Retry {
+                index: 0,
+                topic: "booking.requests.retry.1s".into(),
+                delay_ms: 1_000
+            }
+        );
+        assert_eq!(
+            t.after_failure(Role::Retry(0)),
+            Next::Retry {
+                index: 1,
+                topic: "booking.requests.retry.10s".into(),
+                delay_ms: 10_000
+            }
+        );
+        assert_eq!(
+            t.after_failure(Role::Retry(2)),
+            Next::DeadLetter {
+                topic: "booking.requests.dlq".into()
+            }
+        );
     }
 
     #[test]
     fn parked_records_never_reach_the_dead_letter_topic() {
         let t = topology();
-        assert!(matches!(t.after_parking(Role::Retry(2)), Next::Retry { index: 2, .. }));
-        assert!(matches!(t.after_parking(Role::Requests), Next::Retry { index: 0, .. }));
+        assert!(matches!(
+            t.after_parking(Role::Retry(2)),
+            Next::Retry { index: 2, .. }
+        ));
+        assert!(matches!(
+            t.after_parking(Role::Requests),
+            Next::Retry { index: 0, .. }
+        ));
     }
 
     #[test]

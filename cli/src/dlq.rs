@@ -46,7 +46,10 @@ fn header(message: &OwnedMessage, key: &str) -> Option<String> {
 }
 
 fn codec(settings: &Settings) -> anyhow::Result<AvroCodec<BookingCommand>> {
-    let registry = RegistryClient::new(&settings.registry.url, Duration::from_millis(settings.registry.timeout_ms))?;
+    let registry = RegistryClient::new(
+        &settings.registry.url,
+        Duration::from_millis(settings.registry.timeout_ms),
+    )?;
     Ok(AvroCodec::new(registry, &settings.topics.requests))
 }
 
@@ -116,15 +119,21 @@ pub async fn list(settings: &Settings) -> anyhow::Result<Vec<DeadLetter>> {
         .set("enable.auto.commit", "false")
         .create()?;
     let topic = settings.topics.dlq.clone();
-    let records = tokio::task::block_in_place(|| read_to_end(&consumer, &topic, |_| Offset::Beginning))?;
+    let records =
+        tokio::task::block_in_place(|| read_to_end(&consumer, &topic, |_| Offset::Beginning))?;
     let codec = codec(settings)?;
     let mut out = Vec::with_capacity(records.len());
     for record in records {
-        let command = codec.decode(record.payload().unwrap_or_default()).await.ok();
+        let command = codec
+            .decode(record.payload().unwrap_or_default())
+            .await
+            .ok();
         out.push(DeadLetter {
             partition: record.partition(),
             offset: record.offset(),
-            key: record.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: record
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
             reason: header(&record, "citaflow-reason"),
             attempt: header(&record, "citaflow-attempt"),
             original_topic: header(&record, "citaflow-original-topic"),
@@ -133,7 +142,9 @@ pub async fn list(settings: &Settings) -> anyhow::Result<Vec<DeadLetter>> {
             error: header(&record, "citaflow-error"),
             command_id: command.as_ref().map(|c| c.command_id.clone()),
             booking_id: command.as_ref().map(|c| c.booking_id.clone()),
-            kind: command.as_ref().map(|c| format!("{:?}", c.kind).to_uppercase()),
+            kind: command
+                .as_ref()
+                .map(|c| format!("{:?}", c.kind).to_uppercase()),
         });
     }
     Ok(out)
@@ -149,7 +160,11 @@ pub struct ReplayReport {
 /// Re-drives the dead letters not replayed yet (tracked by the consumer group `group`): each
 /// readable command is sent again to the request topic as a new command (new command id,
 /// header `citaflow-replay-of`), so it is decided afresh. Unreadable records are skipped.
-pub async fn replay(settings: &Settings, group: &str, dry_run: bool) -> anyhow::Result<ReplayReport> {
+pub async fn replay(
+    settings: &Settings,
+    group: &str,
+    dry_run: bool,
+) -> anyhow::Result<ReplayReport> {
     let consumer: BaseConsumer = kafka::base_config(&settings.kafka, "citaflow-cli")
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -184,11 +199,18 @@ pub async fn replay(settings: &Settings, group: &str, dry_run: bool) -> anyhow::
                 command.command_id = Uuid::new_v4().to_string();
                 if !dry_run {
                     let payload = codec.encode(&command).await?;
-                    let target = header(record, "citaflow-original-topic").unwrap_or_else(|| settings.topics.requests.clone());
-                    let headers = OwnedHeaders::new().insert(Header { key: "citaflow-replay-of", value: Some(&replay_of) });
+                    let target = header(record, "citaflow-original-topic")
+                        .unwrap_or_else(|| settings.topics.requests.clone());
+                    let headers = OwnedHeaders::new().insert(Header {
+                        key: "citaflow-replay-of",
+                        value: Some(&replay_of),
+                    });
                     producer
                         .send(
-                            FutureRecord::to(&target).key(command.doctor_id.as_bytes()).payload(&payload).headers(headers),
+                            FutureRecord::to(&target)
+                                .key(command.doctor_id.as_bytes())
+                                .payload(&payload)
+                                .headers(headers),
                             Duration::from_secs(10),
                         )
                         .await
@@ -196,7 +218,9 @@ pub async fn replay(settings: &Settings, group: &str, dry_run: bool) -> anyhow::
                 }
                 report.replayed += 1;
             }
-            Err(err) if err.is_transient() => return Err(err).context("schema registry unavailable"),
+            Err(err) if err.is_transient() => {
+                return Err(err).context("schema registry unavailable");
+            }
             Err(_) => report.skipped_unreadable += 1,
         }
         progress.insert(record.partition(), record.offset() + 1);
@@ -207,7 +231,9 @@ pub async fn replay(settings: &Settings, group: &str, dry_run: bool) -> anyhow::
         for (partition, next) in progress {
             offsets.add_partition_offset(&topic, partition, Offset::Offset(next))?;
         }
-        consumer.commit(&offsets, CommitMode::Sync).context("recording replay progress")?;
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .context("recording replay progress")?;
     }
     Ok(report)
 }

@@ -110,7 +110,10 @@ async fn main() -> ExitCode {
 /// an error worth a panic: the rest of the output is dropped quietly.
 pub(crate) fn emit(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(err) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(err) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         if err.kind() != ErrorKind::BrokenPipe {
             eprintln!("error: writing the output: {err}");
         }
@@ -127,7 +130,11 @@ async fn dlq_command(command: DlqCommand) -> anyhow::Result<()> {
             if json {
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&letters)?);
             } else {
-                let _ = writeln!(out, "{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} ERROR", "PART", "OFFSET", "REASON", "ATTEMPT", "BOOKING", "KIND");
+                let _ = writeln!(
+                    out,
+                    "{:<4} {:<8} {:<10} {:<8} {:<38} {:<10} ERROR",
+                    "PART", "OFFSET", "REASON", "ATTEMPT", "BOOKING", "KIND"
+                );
                 for l in &letters {
                     let _ = writeln!(
                         out,
@@ -138,19 +145,32 @@ async fn dlq_command(command: DlqCommand) -> anyhow::Result<()> {
                         l.attempt.as_deref().unwrap_or("-"),
                         l.booking_id.as_deref().unwrap_or("(unreadable)"),
                         l.kind.as_deref().unwrap_or("-"),
-                        l.error.as_deref().unwrap_or("-").chars().take(100).collect::<String>(),
+                        l.error
+                            .as_deref()
+                            .unwrap_or("-")
+                            .chars()
+                            .take(100)
+                            .collect::<String>(),
                     );
                 }
                 let _ = writeln!(out, "{} dead letter(s)", letters.len());
             }
         }
-        DlqCommand::Replay { group, dry_run, json } => {
+        DlqCommand::Replay {
+            group,
+            dry_run,
+            json,
+        } => {
             let report = dlq::replay(&settings, &group, dry_run).await?;
             if json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&report)?);
             } else {
                 let what = if dry_run { "would replay" } else { "replayed" };
-                let _ = writeln!(out, "{what} {}, skipped {} unreadable", report.replayed, report.skipped_unreadable);
+                let _ = writeln!(
+                    out,
+                    "{what} {}, skipped {} unreadable",
+                    report.replayed, report.skipped_unreadable
+                );
             }
         }
     }

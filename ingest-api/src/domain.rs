@@ -5,12 +5,19 @@ use crate::http::error::{ApiError, FieldError};
 
 /// `Ok` when no field is invalid, else one 422 listing them all.
 pub fn collect(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 pub fn like_escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// Trimmed, non-empty text of at most `max` characters.
@@ -26,11 +33,17 @@ pub fn required_text(
         return None;
     }
     if value.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
         return None;
     }
     if value.chars().any(|c| c.is_control()) {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
         return None;
     }
     Some(value.to_owned())
@@ -38,7 +51,10 @@ pub fn required_text(
 
 /// A phone number in E.164 form: `+`, country code, up to 15 digits in all.
 pub fn phone(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    let compact: String = value.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+    let compact: String = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
     let digits = compact.strip_prefix('+').unwrap_or("");
     let valid = !digits.is_empty()
         && (8..=15).contains(&digits.len())
@@ -47,7 +63,10 @@ pub fn phone(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<S
     if valid {
         Some(compact)
     } else {
-        errors.push(FieldError::new(field, "must be an E.164 phone number, e.g. +34600123456"));
+        errors.push(FieldError::new(
+            field,
+            "must be an E.164 phone number, e.g. +34600123456",
+        ));
         None
     }
 }
@@ -82,7 +101,10 @@ pub fn time_zone(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Opti
     match value.trim().parse::<chrono_tz::Tz>() {
         Ok(tz) => Some(tz.name().to_owned()),
         Err(_) => {
-            errors.push(FieldError::new(field, "must be an IANA time zone, e.g. Europe/Madrid"));
+            errors.push(FieldError::new(
+                field,
+                "must be an IANA time zone, e.g. Europe/Madrid",
+            ));
             None
         }
     }
@@ -115,9 +137,18 @@ mod tests {
     #[test]
     fn phones_must_be_e164() {
         let mut e = Vec::new();
-        assert_eq!(phone("p", "+34 600-123-456", &mut e).as_deref(), Some("+34600123456"));
+        assert_eq!(
+            phone("p", "+34 600-123-456", &mut e).as_deref(),
+            Some("+34600123456")
+        );
         assert!(e.is_empty());
-        for bad in ["600123456", "+0123456789", "+34abc", "+123", "+1234567890123456"] {
+        for bad in [
+            "600123456",
+            "+0123456789",
+            "+34abc",
+            "+123",
+            "+1234567890123456",
+        ] {
             let mut e = Vec::new();
             assert!(phone("p", bad, &mut e).is_none(), "{bad} accepted");
             assert_eq!(e.len(), 1);
@@ -127,8 +158,13 @@ mod tests {
     #[test]
     fn emails_are_checked_and_lowercased() {
         let mut e = Vec::new();
-        assert_eq!(email("e", " Ana@Clinic.ES ", &mut e).as_deref(), Some("ana@clinic.es"));
-        for bad in ["ana", "ana@", "@x.es", "ana@x", "a b@x.es", "a@x..es", "a@b@c.es"] {
+        assert_eq!(
+            email("e", " Ana@Clinic.ES ", &mut e).as_deref(),
+            Some("ana@clinic.es")
+        );
+        for bad in [
+            "ana", "ana@", "@x.es", "ana@x", "a b@x.es", "a@x..es", "a@b@c.es",
+        ] {
             let mut e = Vec::new();
             assert!(email("e", bad, &mut e).is_none(), "{bad} accepted");
         }
@@ -137,7 +173,10 @@ mod tests {
     #[test]
     fn time_zones_and_languages() {
         let mut e = Vec::new();
-        assert_eq!(time_zone("tz", "Europe/Madrid", &mut e).as_deref(), Some("Europe/Madrid"));
+        assert_eq!(
+            time_zone("tz", "Europe/Madrid", &mut e).as_deref(),
+            Some("Europe/Madrid")
+        );
         assert!(time_zone("tz", "Mars/Olympus", &mut e).is_none());
         assert_eq!(language("l", Some("ES"), &mut e).as_deref(), Some("es"));
         assert!(language("l", Some("fr"), &mut e).is_none());
@@ -147,7 +186,10 @@ mod tests {
     #[test]
     fn text_rules() {
         let mut e = Vec::new();
-        assert_eq!(required_text("n", "  Ana  ", 10, &mut e).as_deref(), Some("Ana"));
+        assert_eq!(
+            required_text("n", "  Ana  ", 10, &mut e).as_deref(),
+            Some("Ana")
+        );
         assert!(required_text("n", "   ", 10, &mut e).is_none());
         assert!(required_text("n", "abcdefghijk", 10, &mut e).is_none());
         assert!(required_text("n", "a\u{0}b", 10, &mut e).is_none());

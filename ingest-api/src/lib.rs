@@ -79,7 +79,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, router, port, background })
+        Ok(Self {
+            listener,
+            router,
+            port,
+            background,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -89,7 +94,9 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "ingest-api listening");
-        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
@@ -101,7 +108,11 @@ impl Application {
 
 /// Creates an admin user, or sets the password of an existing one (`ingest-api create-admin`):
 /// the way to a first admin on a fresh install. Returns whether the user was created.
-pub async fn create_admin(settings: &Settings, username: &str, password: String) -> anyhow::Result<bool> {
+pub async fn create_admin(
+    settings: &Settings,
+    username: &str,
+    password: String,
+) -> anyhow::Result<bool> {
     if let Some(why) = passwords::weakness(&password) {
         anyhow::bail!("the password {why}");
     }
@@ -109,7 +120,9 @@ pub async fn create_admin(settings: &Settings, username: &str, password: String)
     let username = http::users::username(username, &mut errors)
         .ok_or_else(|| anyhow::anyhow!("invalid username: {}", errors[0].message))?;
     let pool = db::pool(&settings.database)?;
-    let hash = passwords::hash(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = passwords::hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let existing: Option<(uuid::Uuid, String)> =
         sqlx::query_as("SELECT id, role FROM users WHERE lower(username) = $1")
             .bind(&username)

@@ -1,5 +1,5 @@
-use clap::{Parser, Subcommand};
 use citaflow_platform::{Settings, shutdown, telemetry};
+use clap::{Parser, Subcommand};
 use ingest_api::Application;
 
 /// Citaflow's REST API. Configuration comes from CITAFLOW__* environment variables and the
@@ -34,13 +34,24 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     telemetry::init("ingest-api", &settings.log);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => Application::build(settings).await?.run_until_stopped(shutdown::on_signal()).await,
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped(shutdown::on_signal())
+                .await
+        }
         Command::Migrate => ingest_api::migrate(&settings).await,
-        Command::CreateAdmin { username, password_env } => {
+        Command::CreateAdmin {
+            username,
+            password_env,
+        } => {
             let password = std::env::var(&password_env)
                 .map_err(|_| anyhow::anyhow!("set the admin password in {password_env}"))?;
             let created = ingest_api::create_admin(&settings, &username, password).await?;
-            println!("{} admin user {username}", if created { "created" } else { "updated" });
+            println!(
+                "{} admin user {username}",
+                if created { "created" } else { "updated" }
+            );
             Ok(())
         }
     }

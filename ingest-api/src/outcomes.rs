@@ -71,7 +71,11 @@ impl Outcomes {
         let list = waiters.entry(id).or_default();
         list.retain(|s| !s.is_closed());
         list.push(tx);
-        Subscription { rx: Some(rx), id, outcomes: self.clone() }
+        Subscription {
+            rx: Some(rx),
+            id,
+            outcomes: self.clone(),
+        }
     }
 }
 

@@ -56,19 +56,31 @@ impl EmailChannel {
     pub fn new(settings: &SmtpSettings) -> anyhow::Result<Self> {
         let timeout = Some(Duration::from_millis(settings.timeout_ms));
         let builder = match settings.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host),
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
-                .context("configuring SMTP STARTTLS")?,
+            SmtpTls::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            }
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+                    .context("configuring SMTP STARTTLS")?
+            }
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
                 .context("configuring SMTP TLS")?,
         };
         let mut builder = builder.port(settings.port).timeout(timeout);
         if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
-            builder = builder
-                .credentials(Credentials::new(user.clone(), password.expose_secret().to_owned()));
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
         }
-        let from: Mailbox = settings.from.parse().context("smtp.from is not a valid mailbox")?;
-        Ok(Self { transport: builder.build(), from })
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .context("smtp.from is not a valid mailbox")?;
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
     }
 
     /// The sender's address (the calendar event's organizer).
@@ -100,15 +112,25 @@ impl EmailChannel {
         }
     }
 
-    fn build(&self, event_id: Uuid, to: &str, to_name: &str, message: &Rendered) -> Result<Message, SendError> {
+    fn build(
+        &self,
+        event_id: Uuid,
+        to: &str,
+        to_name: &str,
+        message: &Rendered,
+    ) -> Result<Message, SendError> {
         let address: Address = to
             .trim()
             .parse()
             .map_err(|e| SendError::Permanent(format!("invalid recipient address: {e}")))?;
         // The name is a display name, never parsed: commas, quotes or accents are all fine.
-        let name = to_name.chars().filter(|c| !c.is_control()).collect::<String>();
+        let name = to_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect::<String>();
         let to = Mailbox::new((!name.trim().is_empty()).then_some(name), address);
-        let alternative = MultiPart::alternative_plain_html(message.text.clone(), message.html.clone());
+        let alternative =
+            MultiPart::alternative_plain_html(message.text.clone(), message.html.clone());
         let body = match &message.ics {
             Some(ics) => {
                 let content_type = ContentType::parse(&format!(
@@ -117,7 +139,8 @@ impl EmailChannel {
                 ))
                 .expect("valid content type");
                 MultiPart::mixed().multipart(alternative).singlepart(
-                    Attachment::new(ics.file_name.to_owned()).body(ics.content.clone(), content_type),
+                    Attachment::new(ics.file_name.to_owned())
+                        .body(ics.content.clone(), content_type),
                 )
             }
             None => alternative,
@@ -133,7 +156,12 @@ impl EmailChannel {
                 "auto-generated".to_owned(),
             ))
             .multipart(body)
-            .map_err(|e| SendError::Permanent(format!("cannot build the email: {}", redact(&e.to_string()))))
+            .map_err(|e| {
+                SendError::Permanent(format!(
+                    "cannot build the email: {}",
+                    redact(&e.to_string())
+                ))
+            })
     }
 }
 
@@ -187,7 +215,10 @@ impl SmsChannel {
             valid_sender(&settings.from),
             "sms.from must be an E.164 number (e.g. +34600000000) or an alphanumeric sender id of up to 11 characters"
         );
-        anyhow::ensure!(!settings.account_sid.trim().is_empty(), "sms.account_sid must not be empty");
+        anyhow::ensure!(
+            !settings.account_sid.trim().is_empty(),
+            "sms.account_sid must not be empty"
+        );
         let base = reqwest::Url::parse(&settings.base_url).context("sms.base_url is not a URL")?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
@@ -208,21 +239,35 @@ impl SmsChannel {
     }
 
     fn request(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        builder.basic_auth(&self.account_sid, self.auth_token.as_ref().map(|t| t.expose_secret()))
+        builder.basic_auth(
+            &self.account_sid,
+            self.auth_token.as_ref().map(|t| t.expose_secret()),
+        )
     }
 
     /// Sends `message.sms` to `to`, answering the provider's message SID.
     pub async fn send(&self, to: &Phone, message: &Rendered) -> Result<String, SendError> {
         let response = self
             .request(self.http.post(&self.url))
-            .form(&[("To", to.as_str()), ("From", self.from.as_str()), ("Body", message.sms.as_str())])
+            .form(&[
+                ("To", to.as_str()),
+                ("From", self.from.as_str()),
+                ("Body", message.sms.as_str()),
+            ])
             .send()
             .await
             .map_err(|e| {
                 // Not connected: the request never left. Anything later: it may have arrived.
                 let connect = e.is_connect();
-                let reason = format!("SMS provider unreachable: {}", redact(&e.without_url().to_string()));
-                if connect { SendError::NotSent(reason) } else { SendError::InDoubt(reason) }
+                let reason = format!(
+                    "SMS provider unreachable: {}",
+                    redact(&e.without_url().to_string())
+                );
+                if connect {
+                    SendError::NotSent(reason)
+                } else {
+                    SendError::InDoubt(reason)
+                }
             })?;
         let status = response.status();
         if status.is_success() {
@@ -252,16 +297,28 @@ impl SmsChannel {
     ) -> Result<Option<String>, SendError> {
         let response = self
             .request(self.http.get(&self.url))
-            .query(&[("To", to.as_str()), ("From", self.from.as_str()), ("PageSize", "100")])
+            .query(&[
+                ("To", to.as_str()),
+                ("From", self.from.as_str()),
+                ("PageSize", "100"),
+            ])
             .send()
             .await
-            .map_err(|e| SendError::NotSent(format!("SMS provider unreachable: {}", redact(&e.without_url().to_string()))))?;
+            .map_err(|e| {
+                SendError::NotSent(format!(
+                    "SMS provider unreachable: {}",
+                    redact(&e.without_url().to_string())
+                ))
+            })?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(SendError::NotSent(provider_error(status, response).await));
         }
         if !status.is_success() {
-            tracing::warn!(status = status.as_u16(), "the SMS provider cannot list messages; sending again");
+            tracing::warn!(
+                status = status.as_u16(),
+                "the SMS provider cannot list messages; sending again"
+            );
             return Ok(None);
         }
         let list: MessageList = response
@@ -290,11 +347,19 @@ async fn provider_error(status: reqwest::StatusCode, response: reqwest::Response
         Ok(ProviderError { code, message }) => {
             let code = code.map(|c| format!(" (code {c})")).unwrap_or_default();
             let message: String = message.unwrap_or_default().chars().take(200).collect();
-            format!("SMS provider answered {}{code}: {}", status.as_u16(), redact(&message))
+            format!(
+                "SMS provider answered {}{code}: {}",
+                status.as_u16(),
+                redact(&message)
+            )
         }
         Err(_) => {
             let body: String = body.chars().take(200).collect();
-            format!("SMS provider answered {}: {}", status.as_u16(), redact(&body))
+            format!(
+                "SMS provider answered {}: {}",
+                status.as_u16(),
+                redact(&body)
+            )
         }
     }
 }
@@ -325,10 +390,20 @@ mod tests {
     #[tokio::test]
     async fn the_message_id_is_stable_per_event() {
         let id = Uuid::parse_str("4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f").unwrap();
-        assert_eq!(channel().message_id(id), "<4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f.email@citaflow.local>");
-        let email = channel().build(id, "ana@example.com", "Ana", &rendered(false)).unwrap();
+        assert_eq!(
+            channel().message_id(id),
+            "<4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f.email@citaflow.local>"
+        );
+        let email = channel()
+            .build(id, "ana@example.com", "Ana", &rendered(false))
+            .unwrap();
         let raw = String::from_utf8(email.formatted()).unwrap();
-        assert!(raw.contains("Message-ID: <4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f.email@citaflow.local>\r\n"), "{raw}");
+        assert!(
+            raw.contains(
+                "Message-ID: <4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f.email@citaflow.local>\r\n"
+            ),
+            "{raw}"
+        );
         assert!(raw.contains("Auto-Submitted: auto-generated\r\n"), "{raw}");
     }
 
@@ -339,16 +414,23 @@ mod tests {
             let email = channel().build(id, "ana@example.com", name, &rendered(false));
             assert!(email.is_ok(), "{name}: {:?}", email.err());
         }
-        let bad = channel().build(id, "not an address", "Ana", &rendered(false)).unwrap_err();
+        let bad = channel()
+            .build(id, "not an address", "Ana", &rendered(false))
+            .unwrap_err();
         assert!(matches!(bad, SendError::Permanent(_)));
         assert!(!bad.to_string().contains("not an address"), "{bad}");
     }
 
     #[tokio::test]
     async fn the_calendar_part_says_its_method() {
-        let email = channel().build(Uuid::new_v4(), "ana@example.com", "Ana", &rendered(true)).unwrap();
+        let email = channel()
+            .build(Uuid::new_v4(), "ana@example.com", "Ana", &rendered(true))
+            .unwrap();
         let raw = String::from_utf8(email.formatted()).unwrap();
-        assert!(raw.contains("text/calendar; charset=utf-8; method=CANCEL"), "{raw}");
+        assert!(
+            raw.contains("text/calendar; charset=utf-8; method=CANCEL"),
+            "{raw}"
+        );
         assert!(raw.contains("filename=\"cita.ics\""), "{raw}");
     }
 
@@ -357,9 +439,15 @@ mod tests {
         assert!(valid_sender("+34600000000"));
         assert!(valid_sender("Citaflow"));
         assert!(!valid_sender("600000000"));
-        assert!(!valid_sender("+34 600 000 000"), "the compact form, as the provider wants it");
+        assert!(
+            !valid_sender("+34 600 000 000"),
+            "the compact form, as the provider wants it"
+        );
         assert!(!valid_sender("Citaflow Clinics"));
-        let settings = SmsSettings { from: "nope!".into(), ..SmsSettings::default() };
+        let settings = SmsSettings {
+            from: "nope!".into(),
+            ..SmsSettings::default()
+        };
         assert!(SmsChannel::new(&settings).is_err());
     }
 }

@@ -56,16 +56,18 @@ pub async fn resolve(
         .bind(ids.center_id)
         .fetch_optional(pool)
         .await?;
-    let doctor_name: Option<String> =
-        sqlx::query_scalar("SELECT name FROM doctors WHERE id = $1")
-            .bind(ids.doctor_id)
-            .fetch_optional(pool)
-            .await?;
+    let doctor_name: Option<String> = sqlx::query_scalar("SELECT name FROM doctors WHERE id = $1")
+        .bind(ids.doctor_id)
+        .fetch_optional(pool)
+        .await?;
     let history = history(pool, ids.booking_id, ids.previous_booking_id).await?;
 
     let patient_lang: Option<String> = patient.try_get("language")?;
-    let center_lang: Option<String> =
-        center.as_ref().map(|c| c.try_get("language")).transpose()?.flatten();
+    let center_lang: Option<String> = center
+        .as_ref()
+        .map(|c| c.try_get("language"))
+        .transpose()?
+        .flatten();
     let lang = patient_lang
         .as_deref()
         .and_then(Lang::parse)
@@ -131,7 +133,10 @@ async fn history(
     };
     let (uid, sequence) = root.unwrap_or((booking_id, 0));
     Ok(History {
-        calendar: CalendarRef { uid: uid.to_string(), sequence: sequence.max(0) as u32 },
+        calendar: CalendarRef {
+            uid: uid.to_string(),
+            sequence: sequence.max(0) as u32,
+        },
         previous_starts_at,
     })
 }

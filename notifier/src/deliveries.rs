@@ -62,7 +62,12 @@ pub enum Claim {
 /// Starts an attempt: creates the row or, if it is still `sending`, counts one more attempt.
 /// The attempt is committed before anything is sent, so that a crash during the send leaves a
 /// trace (`detail` NULL) the next attempt reads as "in doubt".
-pub async fn claim(pool: &PgPool, event_id: Uuid, channel: &str, booking_id: Uuid) -> Result<Claim, sqlx::Error> {
+pub async fn claim(
+    pool: &PgPool,
+    event_id: Uuid,
+    channel: &str,
+    booking_id: Uuid,
+) -> Result<Claim, sqlx::Error> {
     /// attempts, first attempt's time, previous status and detail
     type ClaimRow = (i32, DateTime<Utc>, Option<String>, Option<String>);
     let row: Option<ClaimRow> = sqlx::query_as(
@@ -87,7 +92,9 @@ pub async fn claim(pool: &PgPool, event_id: Uuid, channel: &str, booking_id: Uui
         Some((attempts, since, previous_status, previous_detail)) => Claim::Open {
             attempts,
             in_doubt: previous_status.as_deref() == Some("sending")
-                && previous_detail.as_deref().is_none_or(|d| d.starts_with("in_doubt")),
+                && previous_detail
+                    .as_deref()
+                    .is_none_or(|d| d.starts_with("in_doubt")),
             since,
         },
     })
@@ -111,7 +118,11 @@ pub struct Locked {
 }
 
 /// Locks the row without waiting. `Ok(None)` when it was closed meanwhile.
-pub async fn lock(pool: &PgPool, event_id: Uuid, channel: &'static str) -> Result<Option<Locked>, LockError> {
+pub async fn lock(
+    pool: &PgPool,
+    event_id: Uuid,
+    channel: &'static str,
+) -> Result<Option<Locked>, LockError> {
     let mut tx = pool.begin().await?;
     let status: Option<String> = sqlx::query_scalar(
         "SELECT status FROM notification_deliveries
@@ -129,19 +140,33 @@ pub async fn lock(pool: &PgPool, event_id: Uuid, channel: &'static str) -> Resul
     if status.as_deref() != Some("sending") {
         return Ok(None);
     }
-    Ok(Some(Locked { tx, event_id, channel }))
+    Ok(Some(Locked {
+        tx,
+        event_id,
+        channel,
+    }))
 }
 
 impl Locked {
     /// Closes the row with its outcome and lets go of it.
     pub async fn close(mut self, closing: &Closing) -> Result<(), sqlx::Error> {
-        update(&mut self.tx, self.event_id, self.channel, Some(closing.status()), &closing.detail()).await?;
+        update(
+            &mut self.tx,
+            self.event_id,
+            self.channel,
+            Some(closing.status()),
+            &closing.detail(),
+        )
+        .await?;
         self.tx.commit().await
     }
 
     /// Records how a failed attempt ended (the row stays `sending`) and lets go of it.
     pub async fn note_retry(mut self, in_doubt: bool, reason: &str) -> Result<(), sqlx::Error> {
-        let detail = format!("{}: {reason}", if in_doubt { "in_doubt" } else { "not_sent" });
+        let detail = format!(
+            "{}: {reason}",
+            if in_doubt { "in_doubt" } else { "not_sent" }
+        );
         update(&mut self.tx, self.event_id, self.channel, None, &detail).await?;
         self.tx.commit().await
     }
@@ -149,9 +174,21 @@ impl Locked {
 
 /// Closes a row outside a lock: for an outcome known but not yet recorded (the database went
 /// away right after a send). Only a `sending` row changes.
-pub async fn close(pool: &PgPool, event_id: Uuid, channel: &str, closing: &Closing) -> Result<(), sqlx::Error> {
+pub async fn close(
+    pool: &PgPool,
+    event_id: Uuid,
+    channel: &str,
+    closing: &Closing,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    update(&mut tx, event_id, channel, Some(closing.status()), &closing.detail()).await?;
+    update(
+        &mut tx,
+        event_id,
+        channel,
+        Some(closing.status()),
+        &closing.detail(),
+    )
+    .await?;
     tx.commit().await
 }
 

@@ -123,8 +123,9 @@ impl Application {
                 })
         };
         let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let ops_listener =
-            TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
+        let ops_listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
         let port = ops_listener.local_addr()?.port();
         Ok(Self {
             settings,
@@ -152,7 +153,11 @@ impl Application {
         });
         let drain = Duration::from_millis(self.settings.notifier.drain_timeout_ms);
         let worker = Worker::new(&self.settings, self.pool, self.events, self.sender);
-        tracing::info!(channel = self.channel.as_str(), port = self.port, "notifier started");
+        tracing::info!(
+            channel = self.channel.as_str(),
+            port = self.port,
+            "notifier started"
+        );
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,

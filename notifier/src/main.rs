@@ -7,5 +7,8 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let settings = Settings::load()?;
     telemetry::init("notifier", &settings.log);
-    Application::build(settings).await?.run_until_stopped(shutdown::on_signal()).await
+    Application::build(settings)
+        .await?
+        .run_until_stopped(shutdown::on_signal())
+        .await
 }

@@ -30,8 +30,10 @@ impl TryFrom<&str> for Phone {
     /// Accepts the usual separators (spaces, `-`, `.`, parentheses) and the `00` international
     /// prefix, and answers the compact form.
     fn try_from(value: &str) -> Result<Self, Self::Error> {
-        let compact: String =
-            value.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')).collect();
+        let compact: String = value
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}'))
+            .collect();
         if compact.is_empty() {
             return Err(InvalidPhone::Empty);
         }
@@ -79,7 +81,11 @@ mod tests {
             ("+1 (415) 555.0100", "+14155550100"),
             ("0034600123456", "+34600123456"),
         ] {
-            assert_eq!(Phone::try_from(input).unwrap().as_str(), expected, "{input}");
+            assert_eq!(
+                Phone::try_from(input).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
         }
     }
 
@@ -87,11 +93,23 @@ mod tests {
     fn refuses_what_is_not_e164() {
         assert_eq!(Phone::try_from(""), Err(InvalidPhone::Empty));
         assert_eq!(Phone::try_from("600123456"), Err(InvalidPhone::NoPrefix));
-        assert_eq!(Phone::try_from("+34 600 12x 456"), Err(InvalidPhone::NotDigits));
+        assert_eq!(
+            Phone::try_from("+34 600 12x 456"),
+            Err(InvalidPhone::NotDigits)
+        );
         assert_eq!(Phone::try_from("+3460"), Err(InvalidPhone::Length(4)));
-        assert_eq!(Phone::try_from("+3460012345678901"), Err(InvalidPhone::Length(16)));
-        assert_eq!(Phone::try_from("+034600123456"), Err(InvalidPhone::LeadingZero));
-        assert_eq!(Phone::try_from("++34600123456"), Err(InvalidPhone::NotDigits));
+        assert_eq!(
+            Phone::try_from("+3460012345678901"),
+            Err(InvalidPhone::Length(16))
+        );
+        assert_eq!(
+            Phone::try_from("+034600123456"),
+            Err(InvalidPhone::LeadingZero)
+        );
+        assert_eq!(
+            Phone::try_from("++34600123456"),
+            Err(InvalidPhone::NotDigits)
+        );
     }
 
     #[test]

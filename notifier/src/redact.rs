@@ -11,7 +11,11 @@ pub fn redact(text: &str) -> String {
 }
 
 fn is_email_boundary(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}'
+        )
 }
 
 fn mask_emails(text: &str) -> String {
@@ -101,6 +105,9 @@ mod tests {
     fn keeps_status_codes_and_short_numbers() {
         let text = "SMS provider answered 400 Bad Request (code 21211), 2 segments, 4.2.0 retry";
         assert_eq!(redact(text), text);
-        assert_eq!(redact("450 4.2.1 try again in 30 s"), "450 4.2.1 try again in 30 s");
+        assert_eq!(
+            redact("450 4.2.1 try again in 30 s"),
+            "450 4.2.1 try again in 30 s"
+        );
     }
 }

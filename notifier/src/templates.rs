@@ -94,16 +94,51 @@ pub struct Rendered {
 }
 
 const MONTHS_ES: [&str; 12] = [
-    "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre",
-    "octubre", "noviembre", "diciembre",
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
 ];
 const MONTHS_EN: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const DAYS_ES: [&str; 7] = ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"];
-const DAYS_EN: [&str; 7] =
-    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const DAYS_ES: [&str; 7] = [
+    "lunes",
+    "martes",
+    "miércoles",
+    "jueves",
+    "viernes",
+    "sábado",
+    "domingo",
+];
+const DAYS_EN: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 /// `martes, 1 de diciembre de 2026, 09:30` / `Tuesday, 1 December 2026, 09:30`.
 pub fn long_date(at: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
@@ -113,11 +148,21 @@ pub fn long_date(at: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
     match lang {
         Lang::Es => format!(
             "{}, {} de {} de {}, {:02}:{:02}",
-            DAYS_ES[day], local.day(), MONTHS_ES[month], local.year(), local.hour(), local.minute()
+            DAYS_ES[day],
+            local.day(),
+            MONTHS_ES[month],
+            local.year(),
+            local.hour(),
+            local.minute()
         ),
         Lang::En => format!(
             "{}, {} {} {}, {:02}:{:02}",
-            DAYS_EN[day], local.day(), MONTHS_EN[month], local.year(), local.hour(), local.minute()
+            DAYS_EN[day],
+            local.day(),
+            MONTHS_EN[month],
+            local.year(),
+            local.hour(),
+            local.minute()
         ),
     }
 }
@@ -134,11 +179,17 @@ fn long_range(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>, tz: Tz, lang: La
     match lang {
         Lang::Es => format!(
             "{}, {} de {} de {}, de {sh:02}:{sm:02} a {eh:02}:{em:02}",
-            DAYS_ES[day], start.day(), MONTHS_ES[month], start.year()
+            DAYS_ES[day],
+            start.day(),
+            MONTHS_ES[month],
+            start.year()
         ),
         Lang::En => format!(
             "{}, {} {} {}, {sh:02}:{sm:02}–{eh:02}:{em:02}",
-            DAYS_EN[day], start.day(), MONTHS_EN[month], start.year()
+            DAYS_EN[day],
+            start.day(),
+            MONTHS_EN[month],
+            start.year()
         ),
     }
 }
@@ -201,7 +252,10 @@ pub fn reason_text(code: Option<&str>, lang: Lang) -> &'static str {
 /// Whether a refused reschedule left the old appointment in place (it did unless the refusal
 /// is about the old appointment itself).
 fn old_appointment_kept(code: Option<&str>) -> bool {
-    !matches!(code, Some("previous_not_active" | "previous_not_found" | "previous_other_patient"))
+    !matches!(
+        code,
+        Some("previous_not_active" | "previous_not_found" | "previous_other_patient")
+    )
 }
 
 fn html_escape(s: &str) -> String {
@@ -230,22 +284,36 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Render
     let when = long_date(starts_at, tz, lang);
     let when_range = long_range(starts_at, ends_at, tz, lang);
     let when_short = short_date(starts_at, tz);
-    let old = ctx.previous_starts_at.map(|t| (long_date(t, tz, lang), short_date(t, tz)));
+    let old = ctx
+        .previous_starts_at
+        .map(|t| (long_date(t, tz, lang), short_date(t, tz)));
     let city = zone_city(tz);
     let (doctor, center) = match lang {
         Lang::Es => (
-            ctx.doctor_name.clone().unwrap_or_else(|| "su médico".into()),
-            ctx.center_name.clone().unwrap_or_else(|| "el centro".into()),
+            ctx.doctor_name
+                .clone()
+                .unwrap_or_else(|| "su médico".into()),
+            ctx.center_name
+                .clone()
+                .unwrap_or_else(|| "el centro".into()),
         ),
         Lang::En => (
-            ctx.doctor_name.clone().unwrap_or_else(|| "your doctor".into()),
-            ctx.center_name.clone().unwrap_or_else(|| "the center".into()),
+            ctx.doctor_name
+                .clone()
+                .unwrap_or_else(|| "your doctor".into()),
+            ctx.center_name
+                .clone()
+                .unwrap_or_else(|| "the center".into()),
         ),
     };
     let address = ctx.center_address.clone().unwrap_or_default();
     let reason_code = event.reason_code.as_deref();
     let reason = reason_text(reason_code, lang);
-    let place = if address.is_empty() { center.clone() } else { format!("{center} ({address})") };
+    let place = if address.is_empty() {
+        center.clone()
+    } else {
+        format!("{center} ({address})")
+    };
     let is_move = event.previous_booking_id.is_some();
 
     // (subject, body paragraphs, sms)
@@ -363,8 +431,10 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Render
         Lang::En => (format!("Hello {name},"), "Kind regards,\nCitaflow"),
     };
     let text = format!("{greeting}\n\n{}\n\n{closing}\n", paragraphs.join("\n\n"));
-    let html_paragraphs: String =
-        paragraphs.iter().map(|p| format!("<p>{}</p>", html_escape(p))).collect();
+    let html_paragraphs: String = paragraphs
+        .iter()
+        .map(|p| format!("<p>{}</p>", html_escape(p)))
+        .collect();
     let html = format!(
         "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{subject_html}</title></head>\
          <body><p>{greeting_html}</p>{html_paragraphs}<p>{closing_html}</p></body></html>",
@@ -389,7 +459,11 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Render
         };
         Ics {
             method,
-            file_name: if lang == Lang::Es { "cita.ics" } else { "appointment.ics" },
+            file_name: if lang == Lang::Es {
+                "cita.ics"
+            } else {
+                "appointment.ics"
+            },
             content: ics(&IcsEvent {
                 method,
                 calendar: &ctx.calendar,
@@ -399,11 +473,20 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Render
                 summary: &summary,
                 description: &description,
                 location: &place,
-                organizer: ctx.organizer.as_deref().map(|email| (center.as_str(), email)),
+                organizer: ctx
+                    .organizer
+                    .as_deref()
+                    .map(|email| (center.as_str(), email)),
             }),
         }
     });
-    Rendered { subject, text, html, sms: fit_sms(&format!("Citaflow: {sms}")), ics }
+    Rendered {
+        subject,
+        text,
+        html,
+        sms: fit_sms(&format!("Citaflow: {sms}")),
+        ics,
+    }
 }
 
 /// TEXT value escaping (RFC 5545 §3.3.11).
@@ -472,7 +555,10 @@ pub fn ics(e: &IcsEvent<'_>) -> String {
         format!("SEQUENCE:{sequence}"),
         format!("DTSTAMP:{}", stamp(e.stamp)),
         format!("DTSTART:{}", stamp(e.starts_at)),
-        format!("DTEND:{}", stamp(e.ends_at.max(e.starts_at + chrono::Duration::minutes(1)))),
+        format!(
+            "DTEND:{}",
+            stamp(e.ends_at.max(e.starts_at + chrono::Duration::minutes(1)))
+        ),
         format!("SUMMARY:{}", ics_escape(e.summary)),
         format!("DESCRIPTION:{}", ics_escape(e.description)),
     ];
@@ -567,7 +653,10 @@ mod tests {
             time_zone: "Europe/Madrid".parse().unwrap(),
             lang,
             previous_starts_at: None,
-            calendar: CalendarRef { uid: BOOKING.into(), sequence: 0 },
+            calendar: CalendarRef {
+                uid: BOOKING.into(),
+                sequence: 0,
+            },
             organizer: Some("citas@citaflow.local".into()),
         }
     }
@@ -581,7 +670,10 @@ mod tests {
         for raw in ics.split("\r\n").filter(|l| !l.is_empty()) {
             assert!(raw.len() <= 75, "line longer than 75 octets: {raw}");
             match raw.strip_prefix(' ') {
-                Some(rest) => lines.last_mut().expect("a continuation follows a line").push_str(rest),
+                Some(rest) => lines
+                    .last_mut()
+                    .expect("a continuation follows a line")
+                    .push_str(rest),
                 None => lines.push(raw.to_string()),
             }
         }
@@ -590,12 +682,30 @@ mod tests {
 
     #[test]
     fn confirmed_in_spanish_uses_the_center_time_zone() {
-        let r = render(&event(BookingEventKind::Confirmed, None), &ctx(Lang::Es), Utc::now());
-        assert_eq!(r.subject, "Cita confirmada: martes, 1 de diciembre de 2026, 10:30");
-        assert!(r.text.contains("martes, 1 de diciembre de 2026, de 10:30 a 11:00 (hora de Madrid)"), "{}", r.text);
+        let r = render(
+            &event(BookingEventKind::Confirmed, None),
+            &ctx(Lang::Es),
+            Utc::now(),
+        );
+        assert_eq!(
+            r.subject,
+            "Cita confirmada: martes, 1 de diciembre de 2026, 10:30"
+        );
+        assert!(
+            r.text
+                .contains("martes, 1 de diciembre de 2026, de 10:30 a 11:00 (hora de Madrid)"),
+            "{}",
+            r.text
+        );
         assert!(r.text.contains("Calle Mayor 1, Madrid"));
-        assert!(r.html.contains("Lucía &lt;Pérez&gt;"), "names are escaped in HTML");
-        assert_eq!(r.sms, "Citaflow: Cita confirmada con Dra. Marta Ruiz en Clinica Centro el 01/12/2026 10:30.");
+        assert!(
+            r.html.contains("Lucía &lt;Pérez&gt;"),
+            "names are escaped in HTML"
+        );
+        assert_eq!(
+            r.sms,
+            "Citaflow: Cita confirmada con Dra. Marta Ruiz en Clinica Centro el 01/12/2026 10:30."
+        );
         let ics = r.ics.expect("confirmed has an ics");
         assert_eq!(ics.method, IcsMethod::Publish);
         let lines = content_lines(&ics.content);
@@ -610,23 +720,49 @@ mod tests {
             "UID:4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f@citaflow",
             "ORGANIZER;CN=\"Clínica Centro\":mailto:citas@citaflow.local",
         ] {
-            assert!(lines.iter().any(|l| l == expected), "{expected} missing from {lines:#?}");
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "{expected} missing from {lines:#?}"
+            );
         }
     }
 
     #[test]
     fn the_calendar_file_is_well_formed() {
-        let r = render(&event(BookingEventKind::Confirmed, None), &ctx(Lang::En), Utc::now());
+        let r = render(
+            &event(BookingEventKind::Confirmed, None),
+            &ctx(Lang::En),
+            Utc::now(),
+        );
         let lines = content_lines(&r.ics.unwrap().content);
         assert_eq!(lines.first().map(String::as_str), Some("BEGIN:VCALENDAR"));
         assert_eq!(lines.last().map(String::as_str), Some("END:VCALENDAR"));
-        let names: Vec<&str> =
-            lines.iter().map(|l| l.split([':', ';']).next().unwrap()).collect();
-        for required in ["VERSION", "PRODID", "UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "ORGANIZER"] {
-            assert_eq!(names.iter().filter(|n| **n == required).count(), 1, "{required} once");
+        let names: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split([':', ';']).next().unwrap())
+            .collect();
+        for required in [
+            "VERSION",
+            "PRODID",
+            "UID",
+            "DTSTAMP",
+            "DTSTART",
+            "DTEND",
+            "SUMMARY",
+            "ORGANIZER",
+        ] {
+            assert_eq!(
+                names.iter().filter(|n| **n == required).count(),
+                1,
+                "{required} once"
+            );
         }
         let begin = names.iter().position(|n| *n == "BEGIN").unwrap();
-        assert_eq!(lines[begin + 5], "BEGIN:VEVENT", "one VEVENT after the calendar properties");
+        assert_eq!(
+            lines[begin + 5],
+            "BEGIN:VEVENT",
+            "one VEVENT after the calendar properties"
+        );
         assert_eq!(lines[lines.len() - 2], "END:VEVENT");
     }
 
@@ -636,11 +772,22 @@ mod tests {
         e.previous_booking_id = Some("11111111-2222-3333-4444-555555555555".into());
         let mut c = ctx(Lang::En);
         c.previous_starts_at = Some("2026-11-30T15:00:00Z".parse().unwrap());
-        c.calendar = CalendarRef { uid: "root".into(), sequence: 2 };
+        c.calendar = CalendarRef {
+            uid: "root".into(),
+            sequence: 2,
+        };
         let r = render(&e, &c, Utc::now());
-        assert_eq!(r.subject, "Appointment moved: Tuesday, 1 December 2026, 10:30");
+        assert_eq!(
+            r.subject,
+            "Appointment moved: Tuesday, 1 December 2026, 10:30"
+        );
         assert!(r.text.contains("was moved from Monday, 30 November 2026, 16:00 to Tuesday, 1 December 2026, 10:30–11:00 (Madrid time)"), "{}", r.text);
-        assert!(r.sms.contains("moved from 30/11/2026 16:00 to 01/12/2026 10:30"), "{}", r.sms);
+        assert!(
+            r.sms
+                .contains("moved from 30/11/2026 16:00 to 01/12/2026 10:30"),
+            "{}",
+            r.sms
+        );
         let lines = content_lines(&r.ics.unwrap().content);
         assert!(lines.contains(&"UID:root@citaflow".to_string()));
         assert!(lines.contains(&"SEQUENCE:2".to_string()));
@@ -649,22 +796,51 @@ mod tests {
     #[test]
     fn a_cancellation_takes_the_entry_off_the_calendar() {
         let mut c = ctx(Lang::Es);
-        c.calendar = CalendarRef { uid: "root".into(), sequence: 1 };
-        let r = render(&event(BookingEventKind::Cancelled, Some("cancelled_by_request")), &c, Utc::now());
-        assert_eq!(r.subject, "Cita cancelada: martes, 1 de diciembre de 2026, 10:30");
-        assert!(!r.text.contains("Motivo"), "asking for it is not news: {}", r.text);
+        c.calendar = CalendarRef {
+            uid: "root".into(),
+            sequence: 1,
+        };
+        let r = render(
+            &event(BookingEventKind::Cancelled, Some("cancelled_by_request")),
+            &c,
+            Utc::now(),
+        );
+        assert_eq!(
+            r.subject,
+            "Cita cancelada: martes, 1 de diciembre de 2026, 10:30"
+        );
+        assert!(
+            !r.text.contains("Motivo"),
+            "asking for it is not news: {}",
+            r.text
+        );
         let ics = r.ics.unwrap();
         assert_eq!(ics.method, IcsMethod::Cancel);
         let lines = content_lines(&ics.content);
-        for expected in ["METHOD:CANCEL", "STATUS:CANCELLED", "UID:root@citaflow", "SEQUENCE:2"] {
-            assert!(lines.iter().any(|l| l == expected), "{expected} missing from {lines:#?}");
+        for expected in [
+            "METHOD:CANCEL",
+            "STATUS:CANCELLED",
+            "UID:root@citaflow",
+            "SEQUENCE:2",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "{expected} missing from {lines:#?}"
+            );
         }
     }
 
     #[test]
     fn rejected_in_english_explains_the_reason_without_ics() {
-        let r = render(&event(BookingEventKind::Rejected, Some("slot_taken")), &ctx(Lang::En), Utc::now());
-        assert!(r.text.contains("the doctor already has an appointment at that time"));
+        let r = render(
+            &event(BookingEventKind::Rejected, Some("slot_taken")),
+            &ctx(Lang::En),
+            Utc::now(),
+        );
+        assert!(
+            r.text
+                .contains("the doctor already has an appointment at that time")
+        );
         assert!(r.ics.is_none());
         assert!(r.sms.starts_with("Citaflow: We could not confirm"));
     }
@@ -677,7 +853,12 @@ mod tests {
         c.previous_starts_at = Some("2026-11-30T15:00:00Z".parse().unwrap());
         let r = render(&e, &c, Utc::now());
         assert_eq!(r.subject, "No hemos podido cambiar su cita");
-        assert!(r.text.contains("Su cita del lunes, 30 de noviembre de 2026, 16:00 sigue en pie."), "{}", r.text);
+        assert!(
+            r.text
+                .contains("Su cita del lunes, 30 de noviembre de 2026, 16:00 sigue en pie."),
+            "{}",
+            r.text
+        );
         e.reason_code = Some("previous_not_active".into());
         let r = render(&e, &c, Utc::now());
         assert!(!r.text.contains("sigue en pie"), "{}", r.text);
@@ -696,7 +877,10 @@ mod tests {
                 c.doctor_name = Some("D".repeat(200));
                 let r = render(&event(kind, Some("rescheduled")), &c, Utc::now());
                 assert!(!r.subject.is_empty() && r.sms.chars().count() <= SMS_MAX_CHARS);
-                assert!(!r.sms.contains("Lucía") && !r.subject.contains("Lucía"), "no name in SMS or subject");
+                assert!(
+                    !r.sms.contains("Lucía") && !r.subject.contains("Lucía"),
+                    "no name in SMS or subject"
+                );
             }
         }
     }
@@ -704,7 +888,10 @@ mod tests {
     #[test]
     fn ics_lines_are_folded_at_75_octets_and_text_is_escaped() {
         let long = "ñ".repeat(100);
-        let calendar = CalendarRef { uid: "id".into(), sequence: 0 };
+        let calendar = CalendarRef {
+            uid: "id".into(),
+            sequence: 0,
+        };
         let ics = ics(&IcsEvent {
             method: IcsMethod::Publish,
             calendar: &calendar,
@@ -722,7 +909,10 @@ mod tests {
         assert!(lines.contains(&format!("SUMMARY:{long}")));
         assert!(lines.contains(&"DESCRIPTION:a\\;b\\,c\\\\d\\ne".to_string()));
         assert!(lines.contains(&"ORGANIZER;CN=\"Clínica Sur\":mailto:a@b.c".to_string()));
-        assert!(!lines.iter().any(|l| l.starts_with("LOCATION")), "no empty LOCATION");
+        assert!(
+            !lines.iter().any(|l| l.starts_with("LOCATION")),
+            "no empty LOCATION"
+        );
     }
 
     #[test]
@@ -738,7 +928,10 @@ mod tests {
     #[test]
     fn sms_text_stays_in_gsm7_and_two_segments() {
         let s = fit_sms("Cita confirmada con el Dr. Núñez en Clínica Óptima, día miércoles");
-        assert_eq!(s, "Cita confirmada con el Dr. Nuñez en Clinica Optima, dia miércoles");
+        assert_eq!(
+            s,
+            "Cita confirmada con el Dr. Nuñez en Clinica Optima, dia miércoles"
+        );
         let long = fit_sms(&"a".repeat(500));
         assert_eq!(long.chars().count(), SMS_MAX_CHARS);
         assert!(long.ends_with("..."));

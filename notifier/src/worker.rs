@@ -65,12 +65,16 @@ struct Retry {
 
 impl<E: Into<anyhow::Error>> From<E> for Retry {
     fn from(error: E) -> Self {
-        Retry { error: error.into(), unrecorded: None }
+        Retry {
+            error: error.into(),
+            unrecorded: None,
+        }
     }
 }
 
 fn count(channel: &'static str, outcome: &'static str) {
-    metrics::counter!("citaflow_notifications_total", "channel" => channel, "outcome" => outcome).increment(1);
+    metrics::counter!("citaflow_notifications_total", "channel" => channel, "outcome" => outcome)
+        .increment(1);
 }
 
 pub(crate) struct Worker {
@@ -82,24 +86,41 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(settings: &Arc<Settings>, pool: PgPool, events: AvroCodec<BookingEvent>, sender: Sender) -> Self {
+    pub fn new(
+        settings: &Arc<Settings>,
+        pool: PgPool,
+        events: AvroCodec<BookingEvent>,
+        sender: Sender,
+    ) -> Self {
         let default_lang = Lang::parse(&settings.notifier.default_language).unwrap_or(Lang::Es);
-        Self { pool, events, sender, channel: settings.notifier.channel, default_lang }
+        Self {
+            pool,
+            events,
+            sender,
+            channel: settings.notifier.channel,
+            default_lang,
+        }
     }
 
     /// Handles one record, retrying transient failures with growing pauses. Answers whether
     /// the offset may be stored: false only when stopping mid-retry (the record comes again).
-    pub async fn handle_until_done(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+    pub async fn handle_until_done(
+        &self,
+        message: &BorrowedMessage<'_>,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let channel = self.channel.as_str();
         let mut backoff = Duration::from_millis(500);
         let mut unrecorded: Option<(Uuid, Closing)> = None;
         loop {
             let result = match &unrecorded {
                 // Sent already: only the record is missing. Never send again for that.
-                Some((event_id, closing)) => deliveries::close(&self.pool, *event_id, channel, closing)
-                    .await
-                    .map(|()| Outcome::of(closing))
-                    .map_err(Retry::from),
+                Some((event_id, closing)) => {
+                    deliveries::close(&self.pool, *event_id, channel, closing)
+                        .await
+                        .map(|()| Outcome::of(closing))
+                        .map_err(Retry::from)
+                }
                 None => self.handle(message).await,
             };
             match result {
@@ -124,7 +145,11 @@ impl Worker {
     }
 
     async fn handle(&self, message: &BorrowedMessage<'_>) -> Result<Outcome, Retry> {
-        let event = match self.events.decode(message.payload().unwrap_or_default()).await {
+        let event = match self
+            .events
+            .decode(message.payload().unwrap_or_default())
+            .await
+        {
             Ok(event) => event,
             Err(err) if err.is_transient() => return Err(err.into()),
             Err(err) => {
@@ -132,7 +157,10 @@ impl Worker {
                 return Ok(Outcome::Skipped);
             }
         };
-        let previous_booking_id = event.previous_booking_id.as_deref().and_then(|id| Uuid::parse_str(id).ok());
+        let previous_booking_id = event
+            .previous_booking_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok());
         let (Ok(event_id), Ok(booking_id), Ok(patient_id), Ok(center_id), Ok(doctor_id)) = (
             Uuid::parse_str(&event.event_id),
             Uuid::parse_str(&event.booking_id),
@@ -140,10 +168,20 @@ impl Worker {
             Uuid::parse_str(&event.center_id),
             Uuid::parse_str(&event.doctor_id),
         ) else {
-            tracing::error!(partition = message.partition(), offset = message.offset(), "event with invalid ids skipped");
+            tracing::error!(
+                partition = message.partition(),
+                offset = message.offset(),
+                "event with invalid ids skipped"
+            );
             return Ok(Outcome::Skipped);
         };
-        let ids = EventIds { booking_id, patient_id, center_id, doctor_id, previous_booking_id };
+        let ids = EventIds {
+            booking_id,
+            patient_id,
+            center_id,
+            doctor_id,
+            previous_booking_id,
+        };
         let span = tracing::info_span!(
             "notify",
             booking_id = %booking_id,
@@ -155,20 +193,30 @@ impl Worker {
     }
 
     /// Everything after decoding, inside the booking's span.
-    async fn deliver(&self, event: &BookingEvent, event_id: Uuid, ids: EventIds) -> Result<Outcome, Retry> {
+    async fn deliver(
+        &self,
+        event: &BookingEvent,
+        event_id: Uuid,
+        ids: EventIds,
+    ) -> Result<Outcome, Retry> {
         let channel = self.channel.as_str();
-        let (in_doubt, since) = match deliveries::claim(&self.pool, event_id, channel, ids.booking_id).await? {
-            Claim::Closed => {
-                tracing::debug!("already handled");
-                return Ok(Outcome::Duplicate);
-            }
-            Claim::Open { in_doubt, since, attempts } => {
-                if attempts > 1 {
-                    tracing::info!(attempts, in_doubt, "notification attempted again");
+        let (in_doubt, since) =
+            match deliveries::claim(&self.pool, event_id, channel, ids.booking_id).await? {
+                Claim::Closed => {
+                    tracing::debug!("already handled");
+                    return Ok(Outcome::Duplicate);
                 }
-                (in_doubt, since)
-            }
-        };
+                Claim::Open {
+                    in_doubt,
+                    since,
+                    attempts,
+                } => {
+                    if attempts > 1 {
+                        tracing::info!(attempts, in_doubt, "notification attempted again");
+                    }
+                    (in_doubt, since)
+                }
+            };
         // What the patient needs to hear, and where.
         let prepared = self.prepare(event, ids).await?;
         let (message, address) = match prepared {
@@ -191,12 +239,18 @@ impl Worker {
         let sent = match (&self.sender, &address) {
             (Sender::Email(email), Address::Email { to, name }) => {
                 if in_doubt {
-                    tracing::warn!("an earlier attempt may have delivered this email; sending it again with the same Message-ID");
+                    tracing::warn!(
+                        "an earlier attempt may have delivered this email; sending it again with the same Message-ID"
+                    );
                 }
                 email.send(event_id, to, name, &message).await
             }
             (Sender::Sms(sms), Address::Phone(phone)) => {
-                let already = if in_doubt { sms.find_sent(phone, &message.sms, since).await } else { Ok(None) };
+                let already = if in_doubt {
+                    sms.find_sent(phone, &message.sms, since).await
+                } else {
+                    Ok(None)
+                };
                 match already {
                     Ok(Some(sid)) => {
                         count(channel, "reconciled");
@@ -220,7 +274,9 @@ impl Worker {
             Err(error @ (SendError::NotSent(_) | SendError::InDoubt(_))) => {
                 let doubt = doubt_remains || matches!(error, SendError::InDoubt(_));
                 let reason = match &error {
-                    SendError::NotSent(r) | SendError::InDoubt(r) | SendError::Permanent(r) => r.clone(),
+                    SendError::NotSent(r) | SendError::InDoubt(r) | SendError::Permanent(r) => {
+                        r.clone()
+                    }
                 };
                 if let Err(e) = locked.note_retry(doubt, &reason).await {
                     tracing::warn!(error = %e, "could not record the failed attempt");
@@ -234,7 +290,10 @@ impl Worker {
                 log_closed(&closing);
                 Ok(outcome)
             }
-            Err(e) => Err(Retry { error: e.into(), unrecorded: Some((event_id, closing)) }),
+            Err(e) => Err(Retry {
+                error: e.into(),
+                unrecorded: Some((event_id, closing)),
+            }),
         }
     }
 
@@ -248,10 +307,13 @@ impl Worker {
     async fn prepare(&self, event: &BookingEvent, ids: EventIds) -> Result<Prepared, Retry> {
         // A move announces itself: the cancellation of the old booking that goes with it is
         // not news to the patient (and its calendar entry is updated by the move's).
-        if event.kind == BookingEventKind::Cancelled && event.reason_code.as_deref() == Some("rescheduled") {
+        if event.kind == BookingEventKind::Cancelled
+            && event.reason_code.as_deref() == Some("rescheduled")
+        {
             return Ok(Prepared::Done(Closing::Skipped("superseded_by_reschedule")));
         }
-        let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await? else {
+        let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await?
+        else {
             return Ok(Prepared::Done(Closing::Skipped("patient_unknown")));
         };
         let address = match &self.sender {
@@ -260,7 +322,10 @@ impl Worker {
                     return Ok(Prepared::Done(Closing::Skipped("no_email")));
                 };
                 recipient.context.organizer = Some(email.from_address());
-                Address::Email { to, name: recipient.context.patient_name.clone() }
+                Address::Email {
+                    to,
+                    name: recipient.context.patient_name.clone(),
+                }
             }
             Sender::Sms(_) => {
                 let Some(raw) = recipient.phone.as_deref().filter(|p| !p.trim().is_empty()) else {
@@ -269,7 +334,9 @@ impl Worker {
                 match Phone::try_from(raw) {
                     Ok(phone) => Address::Phone(phone),
                     Err(invalid) => {
-                        return Ok(Prepared::Done(Closing::Failed(format!("invalid_phone: {invalid}"))));
+                        return Ok(Prepared::Done(Closing::Failed(format!(
+                            "invalid_phone: {invalid}"
+                        ))));
                     }
                 }
             }
@@ -288,13 +355,22 @@ enum Address {
 enum Prepared {
     /// Nothing to send; record this.
     Done(Closing),
-    Send { message: templates::Rendered, address: Address },
+    Send {
+        message: templates::Rendered,
+        address: Address,
+    },
 }
 
 fn log_closed(closing: &Closing) {
     match closing {
-        Closing::Sent(reference) => tracing::info!(outcome = "sent", provider_reference = %reference, "notification handled"),
-        Closing::Failed(reason) => tracing::warn!(outcome = "failed", reason = %reason, "notification handled"),
-        Closing::Skipped(reason) => tracing::info!(outcome = "skipped", reason = %reason, "notification handled"),
+        Closing::Sent(reference) => {
+            tracing::info!(outcome = "sent", provider_reference = %reference, "notification handled")
+        }
+        Closing::Failed(reason) => {
+            tracing::warn!(outcome = "failed", reason = %reason, "notification handled")
+        }
+        Closing::Skipped(reason) => {
+            tracing::info!(outcome = "skipped", reason = %reason, "notification handled")
+        }
     }
 }

@@ -34,7 +34,10 @@ pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("running database migrations")?;
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("running database migrations")?;
     Ok(())
 }
 

@@ -45,7 +45,10 @@ pub fn producer(settings: &KafkaSettings, client_id: &str) -> anyhow::Result<Fut
         .set("acks", "all")
         .set("linger.ms", "2")
         .set("compression.type", "lz4")
-        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout_ms.to_string(),
+        )
         .create()
         .context("creating Kafka producer")
 }
@@ -59,7 +62,9 @@ pub fn consumer(
     group_id: &str,
 ) -> anyhow::Result<StreamConsumer<MeteredContext>> {
     consumer_config(settings, client_id, group_id)
-        .create_with_context(MeteredContext { group: group_id.to_owned() })
+        .create_with_context(MeteredContext {
+            group: group_id.to_owned(),
+        })
         .context("creating Kafka consumer")
 }
 
@@ -107,10 +112,7 @@ pub fn consumer_config(settings: &KafkaSettings, client_id: &str, group_id: &str
 }
 
 /// Creates the topics that do not exist yet (existing ones are left as they are).
-pub async fn ensure_topics(
-    settings: &KafkaSettings,
-    topics: &[(&str, i32)],
-) -> anyhow::Result<()> {
+pub async fn ensure_topics(settings: &KafkaSettings, topics: &[(&str, i32)]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(settings, "citaflow-admin")
         .create()
         .context("creating Kafka admin client")?;
@@ -119,7 +121,10 @@ pub async fn ensure_topics(
         .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics(&new_topics, &options).await.context("creating topics")?;
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .context("creating topics")?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

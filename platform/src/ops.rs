@@ -22,7 +22,8 @@ impl Readiness {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = bool> + Send + 'static,
     {
-        self.checks.push((name, Arc::new(move || Box::pin(check()))));
+        self.checks
+            .push((name, Arc::new(move || Box::pin(check()))));
         self
     }
 
@@ -35,7 +36,10 @@ impl Readiness {
             ok &= up;
             checks.insert(name.to_string(), json!(if up { "up" } else { "down" }));
         }
-        (ok, json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks }))
+        (
+            ok,
+            json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks }),
+        )
     }
 }
 
@@ -55,13 +59,20 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub fn router(readiness: Readiness) -> Router {
     let handle = metrics_handle();
     Router::new()
-        .route("/health/live", get(|| async { Json(json!({ "status": "live" })) }))
+        .route(
+            "/health/live",
+            get(|| async { Json(json!({ "status": "live" })) }),
+        )
         .route("/health/ready", get(ready).with_state(readiness))
         .route("/metrics", get(move || std::future::ready(handle.render())))
 }
 
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     let (ok, body) = readiness.report().await;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }

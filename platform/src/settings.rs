@@ -36,7 +36,12 @@ impl RawEnv {
     }
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self { vars: vars.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect() }
+        Self {
+            vars: vars
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+                .collect(),
+        }
     }
 }
 
@@ -48,8 +53,10 @@ impl Provider for RawEnv {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut root = Dict::new();
         for (key, raw) in &self.vars {
-            let path: Vec<String> =
-                key[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let path: Vec<String> = key[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|p| p.to_ascii_lowercase())
+                .collect();
             if path.iter().any(String::is_empty) {
                 continue;
             }
@@ -111,7 +118,10 @@ pub mod lenient {
     {
         match NumberOrText::<T>::deserialize(deserializer)? {
             NumberOrText::Number(n) => Ok(n),
-            NumberOrText::Text(s) => s.trim().parse().map_err(|e| D::Error::custom(format!("`{s}`: {e}"))),
+            NumberOrText::Text(s) => s
+                .trim()
+                .parse()
+                .map_err(|e| D::Error::custom(format!("`{s}`: {e}"))),
         }
     }
 }
@@ -188,7 +198,10 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+        }
     }
 }
 
@@ -209,7 +222,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: LogFormat::Json, level: "info".into() }
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
     }
 }
 
@@ -274,7 +290,10 @@ pub struct RegistrySettings {
 
 impl Default for RegistrySettings {
     fn default() -> Self {
-        Self { url: "http://127.0.0.1:8081/apis/ccompat/v7".into(), timeout_ms: 5_000 }
+        Self {
+            url: "http://127.0.0.1:8081/apis/ccompat/v7".into(),
+            timeout_ms: 5_000,
+        }
     }
 }
 
@@ -312,7 +331,11 @@ impl TopicSettings {
 
 /// `1000` → `1s`, `1500` → `1500ms`.
 pub fn delay_label(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -367,7 +390,10 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { max_wait_secs: 30, body_limit_bytes: 2 * 1024 * 1024 }
+        Self {
+            max_wait_secs: 30,
+            body_limit_bytes: 2 * 1024 * 1024,
+        }
     }
 }
 
@@ -438,7 +464,9 @@ impl Default for NotifierSettings {
 
 impl NotifierSettings {
     pub fn group_id(&self) -> String {
-        self.group_id.clone().unwrap_or_else(|| format!("notifier-{}", self.channel.as_str()))
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("notifier-{}", self.channel.as_str()))
     }
 }
 
@@ -533,11 +561,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[http]\nport = 7000\nhost = \"0.0.0.0\"\n")?;
             jail.set_env("CITAFLOW__HTTP__PORT", "7001");
-            let s = Settings::load_from(
-                Some(Path::new("c.toml")),
-                RawEnv::from_process(),
-            )
-            .unwrap();
+            let s = Settings::load_from(Some(Path::new("c.toml")), RawEnv::from_process()).unwrap();
             assert_eq!(s.http.port, 7001);
             assert_eq!(s.http.host, "0.0.0.0");
             Ok(())
@@ -572,7 +596,9 @@ mod tests {
         assert!(auth.signing_key().is_err());
         auth.jwt_secret = Some(SecretString::from("a".repeat(64)));
         assert!(auth.signing_key().is_err());
-        auth.jwt_secret = Some(SecretString::from("3f9a1c2b7d4e6f8091a2b3c4d5e6f7081920a1b2c3d4e5f6"));
+        auth.jwt_secret = Some(SecretString::from(
+            "3f9a1c2b7d4e6f8091a2b3c4d5e6f7081920a1b2c3d4e5f6",
+        ));
         assert!(auth.signing_key().is_ok());
     }
 
@@ -594,7 +620,10 @@ mod lenient_tests {
         Jail::expect_with(|jail| {
             jail.set_env("CITAFLOW__SMS__FROM", "+34600000000");
             jail.set_env("CITAFLOW__SMTP__PASSWORD", "123456");
-            jail.set_env("CITAFLOW__AUTH__JWT_SECRET", "1234567890123456789012345678901234567890");
+            jail.set_env(
+                "CITAFLOW__AUTH__JWT_SECRET",
+                "1234567890123456789012345678901234567890",
+            );
             jail.set_env("CITAFLOW__SMTP__USERNAME", "true");
             let s = Settings::load_from(None, RawEnv::from_process()).unwrap();
             assert_eq!(s.sms.from, "+34600000000");

@@ -115,7 +115,10 @@ impl<T: AvroRecord> AvroCodec<T> {
     pub async fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
         let (id, mut datum) = split_header(bytes)?;
         let writer_schema = self.registry.schema_by_id(id).await?;
-        let avro_err = |e: apache_avro::Error| DecodeError::Avro { id, message: e.to_string() };
+        let avro_err = |e: apache_avro::Error| DecodeError::Avro {
+            id,
+            message: e.to_string(),
+        };
         let reader = GenericDatumReader::builder(&writer_schema)
             .reader_schema(&self.schema)
             .build()
@@ -148,9 +151,18 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_wire_format() {
-        assert!(matches!(split_header(&[]), Err(DecodeError::NotWireFormat(_))));
-        assert!(matches!(split_header(&[0, 0, 1]), Err(DecodeError::NotWireFormat(_))));
-        assert!(matches!(split_header(b"{\"json\":1}"), Err(DecodeError::NotWireFormat(_))));
+        assert!(matches!(
+            split_header(&[]),
+            Err(DecodeError::NotWireFormat(_))
+        ));
+        assert!(matches!(
+            split_header(&[0, 0, 1]),
+            Err(DecodeError::NotWireFormat(_))
+        ));
+        assert!(matches!(
+            split_header(b"{\"json\":1}"),
+            Err(DecodeError::NotWireFormat(_))
+        ));
         assert!(!DecodeError::NotWireFormat("x").is_transient());
     }
 }

@@ -51,7 +51,9 @@ pub struct RegistryClient {
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryClient").field("base_url", &self.base_url).finish()
+        f.debug_struct("RegistryClient")
+            .field("base_url", &self.base_url)
+            .finish()
     }
 }
 
@@ -90,7 +92,10 @@ impl RegistryClient {
             .await
             .map_err(|e| RegistryError::Unavailable(format!("POST {url}: {e}")))?;
         let id: IdResponse = Self::read_json(response, &url).await?;
-        self.by_id.write().await.insert(id.id, Arc::new(schema.clone()));
+        self.by_id
+            .write()
+            .await
+            .insert(id.id, Arc::new(schema.clone()));
         Ok(id.id)
     }
 
@@ -124,11 +129,15 @@ impl RegistryClient {
     ) -> Result<T, RegistryError> {
         let status = response.status();
         if status.is_server_error() {
-            return Err(RegistryError::Unavailable(format!("{url} answered {status}")));
+            return Err(RegistryError::Unavailable(format!(
+                "{url} answered {status}"
+            )));
         }
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            return Err(RegistryError::Refused(format!("{url} answered {status}: {text}")));
+            return Err(RegistryError::Refused(format!(
+                "{url} answered {status}: {text}"
+            )));
         }
         response
             .json()

@@ -146,13 +146,19 @@ mod tests {
 
     #[test]
     fn command_type_matches_its_avsc() {
-        assert_eq!(rust_fields(&command()), schema_fields(crate::BOOKING_COMMAND_AVSC));
+        assert_eq!(
+            rust_fields(&command()),
+            schema_fields(crate::BOOKING_COMMAND_AVSC)
+        );
         round_trip(&command());
     }
 
     #[test]
     fn event_type_matches_its_avsc() {
-        assert_eq!(rust_fields(&event()), schema_fields(crate::BOOKING_EVENT_AVSC));
+        assert_eq!(
+            rust_fields(&event()),
+            schema_fields(crate::BOOKING_EVENT_AVSC)
+        );
         round_trip(&event());
     }
 
@@ -207,7 +213,9 @@ mod tests {
         for field in schema_fields(crate::BOOKING_EVENT_AVSC) {
             for banned in ["name", "email", "phone", "reason"] {
                 assert!(
-                    !(field.contains(banned) && field != "reason_code" && field != "reason_message"),
+                    !(field.contains(banned)
+                        && field != "reason_code"
+                        && field != "reason_message"),
                     "booking.events must not carry `{field}`"
                 );
             }

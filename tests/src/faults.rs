@@ -31,7 +31,9 @@ impl TcpProxy {
         let accept_generation = generation.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 if !accept_up.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -39,7 +41,9 @@ impl TcpProxy {
                 let mut cut = accept_generation.subscribe();
                 let target = target.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     let mut client = client;
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
@@ -48,7 +52,12 @@ impl TcpProxy {
                 });
             }
         });
-        TcpProxy { port, up, generation, task }
+        TcpProxy {
+            port,
+            up,
+            generation,
+            task,
+        }
     }
 
     /// The server "stops": open connections are cut, new ones refused.
@@ -73,8 +82,15 @@ impl Drop for TcpProxy {
 /// `host:port` of a URL such as `postgres://u:p@127.0.0.1:5432/db`.
 pub fn host_port(url: &str) -> String {
     let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let after_auth = after_scheme.rsplit_once('@').map(|(_, r)| r).unwrap_or(after_scheme);
-    after_auth.split(['/', '?']).next().unwrap_or(after_auth).to_owned()
+    let after_auth = after_scheme
+        .rsplit_once('@')
+        .map(|(_, r)| r)
+        .unwrap_or(after_scheme);
+    after_auth
+        .split(['/', '?'])
+        .next()
+        .unwrap_or(after_auth)
+        .to_owned()
 }
 
 /// `url` with its `host:port` replaced.
@@ -88,7 +104,10 @@ mod tests {
 
     #[test]
     fn finds_the_address_in_urls() {
-        assert_eq!(host_port("postgres://u:p@127.0.0.1:55432/db?x=1"), "127.0.0.1:55432");
+        assert_eq!(
+            host_port("postgres://u:p@127.0.0.1:55432/db?x=1"),
+            "127.0.0.1:55432"
+        );
         assert_eq!(host_port("http://127.0.0.1:8025"), "127.0.0.1:8025");
     }
 }

@@ -94,7 +94,14 @@ pub struct Services {
 
 impl Default for Services {
     fn default() -> Self {
-        Self { api: true, processor: true, email: true, sms: false, database_proxy: false, smtp_proxy: false }
+        Self {
+            api: true,
+            processor: true,
+            email: true,
+            sms: false,
+            database_proxy: false,
+            smtp_proxy: false,
+        }
     }
 }
 
@@ -148,7 +155,11 @@ impl TestApp {
             None
         };
         let processor_database_url = database_proxy.as_ref().map(|proxy| {
-            faults::with_host_port(&direct_url, &faults::host_port(&direct_url), &format!("127.0.0.1:{}", proxy.port))
+            faults::with_host_port(
+                &direct_url,
+                &faults::host_port(&direct_url),
+                &format!("127.0.0.1:{}", proxy.port),
+            )
         });
         let smtp_proxy = if services.smtp_proxy {
             Some(TcpProxy::start(format!("{}:{}", stack.smtp_host, stack.smtp_port)).await)
@@ -186,8 +197,13 @@ impl TestApp {
             settings.topics.dlq.clone(),
         ];
         topics.extend(settings.topics.retry_topics());
-        let specs: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), TEST_PARTITIONS)).collect();
-        kafka::ensure_topics(&settings.kafka, &specs).await.expect("create test topics");
+        let specs: Vec<(&str, i32)> = topics
+            .iter()
+            .map(|t| (t.as_str(), TEST_PARTITIONS))
+            .collect();
+        kafka::ensure_topics(&settings.kafka, &specs)
+            .await
+            .expect("create test topics");
 
         // The test's own pool is patient, whatever the services are configured with.
         let mut own = settings.database.clone();
@@ -207,7 +223,9 @@ impl TestApp {
         let mut api_url = String::new();
         let mut processor_port = None;
         if services.api {
-            let app = ingest_api::Application::build(settings.clone()).await.expect("build api");
+            let app = ingest_api::Application::build(settings.clone())
+                .await
+                .expect("build api");
             api_url = format!("http://127.0.0.1:{}", app.port());
             tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
         }
@@ -222,18 +240,28 @@ impl TestApp {
             processor_port = Some(app.port());
             tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
         }
-        for (enabled, channel) in [(services.email, Channel::Email), (services.sms, Channel::Sms)] {
+        for (enabled, channel) in [
+            (services.email, Channel::Email),
+            (services.sms, Channel::Sms),
+        ] {
             if enabled {
                 let mut s = settings.clone();
                 s.notifier.channel = channel;
                 s.notifier.group_id = Some(format!("{prefix}-notifier-{}", channel.as_str()));
-                let app = notifier::Application::build(s).await.expect("build notifier");
+                let app = notifier::Application::build(s)
+                    .await
+                    .expect("build notifier");
                 tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
             }
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()
+            .unwrap();
         let admin_token = if services.api {
-            login(&http, &api_url, ADMIN_USERNAME, ADMIN_PASSWORD).await.expect("admin login")
+            login(&http, &api_url, ADMIN_USERNAME, ADMIN_PASSWORD)
+                .await
+                .expect("admin login")
         } else {
             String::new()
         };
@@ -256,9 +284,12 @@ impl TestApp {
 
     /// Starts one more in-process processor in the same consumer group.
     pub async fn spawn_processor(&mut self) -> u16 {
-        let app = booking_processor::Application::build(self.settings.clone()).await.expect("build processor");
+        let app = booking_processor::Application::build(self.settings.clone())
+            .await
+            .expect("build processor");
         let port = app.port();
-        self.tasks.push(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
+        self.tasks
+            .push(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
         port
     }
 
@@ -280,12 +311,14 @@ impl TestApp {
 
     /// Statuses of all bookings, counted.
     pub async fn status_counts(&self) -> HashMap<String, i64> {
-        sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM appointments GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .expect("count statuses")
-            .into_iter()
-            .collect()
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT status, count(*) FROM appointments GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("count statuses")
+        .into_iter()
+        .collect()
     }
 
     /// Waits until no booking is pending.
@@ -296,7 +329,10 @@ impl TestApp {
             if counts.get("pending").copied().unwrap_or(0) == 0 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "still pending after {within:?}: {counts:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still pending after {within:?}: {counts:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -327,15 +363,32 @@ impl TestApp {
     }
 
     pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
     }
 
     /// Any method, as `token` (empty: no Authorization header).
-    pub async fn request_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
         let mut request = self.http.request(method, self.url(path));
         if !token.is_empty() {
             request = request.bearer_auth(token);
@@ -348,7 +401,9 @@ impl TestApp {
 
     /// Logs in, answering the bearer token.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        login(&self.http, &self.api_url, username, password).await.expect("login")
+        login(&self.http, &self.api_url, username, password)
+            .await
+            .expect("login")
     }
 
     /// Creates a center, answering its id.
@@ -390,7 +445,12 @@ impl TestApp {
     }
 
     /// `POST /bookings`, answering the raw response.
-    pub async fn book(&self, d: &Directory, start: DateTime<Utc>, minutes: i64) -> reqwest::Response {
+    pub async fn book(
+        &self,
+        d: &Directory,
+        start: DateTime<Utc>,
+        minutes: i64,
+    ) -> reqwest::Response {
         let body = json!({
             "patient_id": d.patient,
             "doctor_id": d.doctor,
@@ -424,7 +484,12 @@ impl TestApp {
 pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
-async fn login(http: &reqwest::Client, api_url: &str, username: &str, password: &str) -> anyhow::Result<String> {
+async fn login(
+    http: &reqwest::Client,
+    api_url: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let response = http
         .post(format!("{api_url}/auth/login"))
         .json(&json!({ "username": username, "password": password }))
@@ -432,8 +497,14 @@ async fn login(http: &reqwest::Client, api_url: &str, username: &str, password: 
         .await?;
     let status = response.status();
     let body: Value = response.json().await?;
-    anyhow::ensure!(status == 200, "login as {username} answered {status}: {body}");
-    Ok(body["access_token"].as_str().context("access_token")?.to_owned())
+    anyhow::ensure!(
+        status == 200,
+        "login as {username} answered {status}: {body}"
+    );
+    Ok(body["access_token"]
+        .as_str()
+        .context("access_token")?
+        .to_owned())
 }
 
 /// Ids of one bookable combination.
@@ -449,7 +520,10 @@ async fn created_id(response: reqwest::Response) -> Uuid {
     let status = response.status();
     let body: Value = response.json().await.expect("JSON body");
     assert_eq!(status, 201, "create failed: {body}");
-    body["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).expect("id in body")
+    body["id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .expect("id in body")
 }
 
 fn replace_database(url: &str, database: &str) -> String {
@@ -479,7 +553,11 @@ pub fn raw_consumer(topic: &str) -> rdkafka::consumer::BaseConsumer {
 }
 
 /// Reads every record currently in `topic` (until `idle` passes without a new one).
-pub fn read_all(topic: &str, expect_at_least: usize, within: Duration) -> Vec<rdkafka::message::OwnedMessage> {
+pub fn read_all(
+    topic: &str,
+    expect_at_least: usize,
+    within: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
     let consumer = raw_consumer(topic);
     let deadline = std::time::Instant::now() + within;
     let mut out = Vec::new();
@@ -509,7 +587,10 @@ impl Drop for TestApp {
         let topics = self.topics.clone();
         let pool = self.pool.clone();
         let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 pool.close().await;
                 let _ = cleanup(&database, &topics).await;
@@ -524,14 +605,19 @@ async fn cleanup(database: &str, topics: &[String]) -> anyhow::Result<()> {
     // Give in-process services a moment to notice the cancellation and let go.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut admin = PgConnection::connect(&stack.admin_database_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await
-        .context("dropping test database")?;
-    let admin_client: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &stack.kafka).create()?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .context("dropping test database")?;
+    let admin_client: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack.kafka)
+        .create()?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    admin_client.delete_topics(&names, &AdminOptions::new()).await?;
+    admin_client
+        .delete_topics(&names, &AdminOptions::new())
+        .await?;
     Ok(())
 }
 

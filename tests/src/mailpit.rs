@@ -17,7 +17,10 @@ pub struct Mail {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 /// Messages sent to `address`, newest first.
@@ -26,7 +29,10 @@ pub async fn messages_to(address: &str) -> Vec<Mail> {
     let http = client();
     let search: Value = http
         .get(format!("{base}/api/v1/search"))
-        .query(&[("query", format!("to:\"{address}\"")), ("limit", "200".into())])
+        .query(&[
+            ("query", format!("to:\"{address}\"")),
+            ("limit", "200".into()),
+        ])
         .send()
         .await
         .expect("Mailpit search")

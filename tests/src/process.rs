@@ -16,32 +16,69 @@ pub fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: build the binaries first (`./dev test` does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`./dev test` does)",
+        path.display()
+    );
     path
 }
 
 /// The environment a service needs to run with `settings`.
 pub fn environment(settings: &Settings) -> Vec<(String, String)> {
-    let delays = settings.topics.retry_delays_ms.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let delays = settings
+        .topics
+        .retry_delays_ms
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let mut env = vec![
-        ("CITAFLOW__DATABASE__URL", settings.database.url.expose_secret().to_owned()),
-        ("CITAFLOW__DATABASE__STATEMENT_TIMEOUT_MS", settings.database.statement_timeout_ms.to_string()),
-        ("CITAFLOW__KAFKA__BOOTSTRAP_SERVERS", settings.kafka.bootstrap_servers.clone()),
+        (
+            "CITAFLOW__DATABASE__URL",
+            settings.database.url.expose_secret().to_owned(),
+        ),
+        (
+            "CITAFLOW__DATABASE__STATEMENT_TIMEOUT_MS",
+            settings.database.statement_timeout_ms.to_string(),
+        ),
+        (
+            "CITAFLOW__KAFKA__BOOTSTRAP_SERVERS",
+            settings.kafka.bootstrap_servers.clone(),
+        ),
         ("CITAFLOW__REGISTRY__URL", settings.registry.url.clone()),
-        ("CITAFLOW__TOPICS__REQUESTS", settings.topics.requests.clone()),
+        (
+            "CITAFLOW__TOPICS__REQUESTS",
+            settings.topics.requests.clone(),
+        ),
         ("CITAFLOW__TOPICS__EVENTS", settings.topics.events.clone()),
         ("CITAFLOW__TOPICS__DLQ", settings.topics.dlq.clone()),
         ("CITAFLOW__TOPICS__RETRY_DELAYS_MS", format!("[{delays}]")),
-        ("CITAFLOW__PROCESSOR__GROUP_ID", settings.processor.group_id.clone()),
-        ("CITAFLOW__PROCESSOR__DRAIN_TIMEOUT_MS", settings.processor.drain_timeout_ms.to_string()),
+        (
+            "CITAFLOW__PROCESSOR__GROUP_ID",
+            settings.processor.group_id.clone(),
+        ),
+        (
+            "CITAFLOW__PROCESSOR__DRAIN_TIMEOUT_MS",
+            settings.processor.drain_timeout_ms.to_string(),
+        ),
         ("CITAFLOW__SMTP__HOST", settings.smtp.host.clone()),
         ("CITAFLOW__SMTP__PORT", settings.smtp.port.to_string()),
         ("CITAFLOW__SMS__BASE_URL", settings.sms.base_url.clone()),
-        ("CITAFLOW__SMS__ACCOUNT_SID", settings.sms.account_sid.clone()),
+        (
+            "CITAFLOW__SMS__ACCOUNT_SID",
+            settings.sms.account_sid.clone(),
+        ),
         ("CITAFLOW__SMS__FROM", settings.sms.from.clone()),
         ("CITAFLOW__SMTP__FROM", settings.smtp.from.clone()),
-        ("CITAFLOW__SMTP__TLS", format!("{:?}", settings.smtp.tls).to_lowercase()),
-        ("CITAFLOW__NOTIFIER__CHANNEL", settings.notifier.channel.as_str().to_owned()),
+        (
+            "CITAFLOW__SMTP__TLS",
+            format!("{:?}", settings.smtp.tls).to_lowercase(),
+        ),
+        (
+            "CITAFLOW__NOTIFIER__CHANNEL",
+            settings.notifier.channel.as_str().to_owned(),
+        ),
         ("CITAFLOW__HTTP__PORT", "0".to_owned()),
         ("CITAFLOW__LOG__LEVEL", "warn".to_owned()),
     ];
@@ -49,16 +86,25 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
         env.push(("CITAFLOW__NOTIFIER__GROUP_ID", group.clone()));
     }
     if let Some(secret) = &settings.auth.jwt_secret {
-        env.push(("CITAFLOW__AUTH__JWT_SECRET", secret.expose_secret().to_owned()));
+        env.push((
+            "CITAFLOW__AUTH__JWT_SECRET",
+            secret.expose_secret().to_owned(),
+        ));
     }
     if let Some(token) = &settings.sms.auth_token {
-        env.push(("CITAFLOW__SMS__AUTH_TOKEN", token.expose_secret().to_owned()));
+        env.push((
+            "CITAFLOW__SMS__AUTH_TOKEN",
+            token.expose_secret().to_owned(),
+        ));
     }
     if let Some(user) = &settings.smtp.username {
         env.push(("CITAFLOW__SMTP__USERNAME", user.clone()));
     }
     if let Some(password) = &settings.smtp.password {
-        env.push(("CITAFLOW__SMTP__PASSWORD", password.expose_secret().to_owned()));
+        env.push((
+            "CITAFLOW__SMTP__PASSWORD",
+            password.expose_secret().to_owned(),
+        ));
     }
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -76,8 +122,14 @@ impl ServiceProcess {
                 command.env_remove(key);
             }
         }
-        command.envs(environment(settings)).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
-        ServiceProcess { child: command.spawn().expect("start service process") }
+        command
+            .envs(environment(settings))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        ServiceProcess {
+            child: command.spawn().expect("start service process"),
+        }
     }
 
     pub fn pid(&self) -> u32 {

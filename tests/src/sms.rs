@@ -74,7 +74,10 @@ impl SmsRecorder {
 
     /// A recorder expecting these credentials (a notifier without an auth token sends the SID
     /// and an empty password).
-    pub async fn start_with(account_sid: impl Into<String>, auth_token: Option<String>) -> SmsRecorder {
+    pub async fn start_with(
+        account_sid: impl Into<String>,
+        auth_token: Option<String>,
+    ) -> SmsRecorder {
         let account_sid = account_sid.into();
         let credentials = format!("{account_sid}:{}", auth_token.as_deref().unwrap_or(""));
         let recorded = Arc::new(Mutex::new(Recorded::default()));
@@ -84,14 +87,25 @@ impl SmsRecorder {
             recorded: recorded.clone(),
         };
         let app = Router::new()
-            .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create).get(list))
+            .route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                post(create).get(list),
+            )
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind SMS recorder");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind SMS recorder");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        SmsRecorder { base_url, account_sid, auth_token, recorded, task }
+        SmsRecorder {
+            base_url,
+            account_sid,
+            auth_token,
+            recorded,
+            task,
+        }
     }
 
     /// Points an SMS notifier's settings at this recorder.
@@ -108,7 +122,14 @@ impl SmsRecorder {
 
     /// Accepted messages to `to`, in arrival order.
     pub fn messages_to(&self, to: &str) -> Vec<Sms> {
-        self.recorded.lock().unwrap().messages.iter().filter(|m| m.to == to).cloned().collect()
+        self.recorded
+            .lock()
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| m.to == to)
+            .cloned()
+            .collect()
     }
 
     /// Waits until at least `count` messages reached `to`, then a little longer so that
@@ -136,7 +157,11 @@ impl SmsRecorder {
 
     /// Sends to `number` are refused with 400 (code 21211) from now on.
     pub fn refuse_number(&self, number: &str) {
-        self.recorded.lock().unwrap().refused_numbers.insert(number.to_owned());
+        self.recorded
+            .lock()
+            .unwrap()
+            .refused_numbers
+            .insert(number.to_owned());
     }
 
     /// Send requests received, accepted or not.
@@ -173,24 +198,33 @@ fn twilio_error(status: StatusCode, code: u32, message: String) -> Response {
 
 /// Checks the credentials and the account in the path, as Twilio does; answers the refusal.
 fn refusal(shared: &Shared, headers: &HeaderMap, sid: &str) -> Option<Response> {
-    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if given != shared.expected_authorization {
-        return Some(twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate".into()));
+        return Some(twilio_error(
+            StatusCode::UNAUTHORIZED,
+            20003,
+            "Authenticate".into(),
+        ));
     }
     if sid != shared.account_sid {
         return Some(twilio_error(
             StatusCode::NOT_FOUND,
             20404,
-            format!("The requested resource /2010-04-01/Accounts/{sid}/Messages.json was not found"),
+            format!(
+                "The requested resource /2010-04-01/Accounts/{sid}/Messages.json was not found"
+            ),
         ));
     }
     None
 }
 
 fn is_e164(number: &str) -> bool {
-    number
-        .strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()) && !d.starts_with('0'))
+    number.strip_prefix('+').is_some_and(|d| {
+        (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()) && !d.starts_with('0')
+    })
 }
 
 fn resource(account_sid: &str, sms: &Sms) -> Value {
@@ -231,17 +265,37 @@ async fn create(
     }
     if recorded.unavailable {
         recorded.unavailable_answers += 1;
-        return twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "Service Unavailable".into());
+        return twilio_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            20503,
+            "Service Unavailable".into(),
+        );
     }
-    let field = |name: &str| form.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let field = |name: &str| {
+        form.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let Some(to) = field("To") else {
-        return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.".into());
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.".into(),
+        );
     };
     let Some(from) = field("From") else {
-        return twilio_error(StatusCode::BAD_REQUEST, 21603, "A 'From' phone number is required.".into());
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21603,
+            "A 'From' phone number is required.".into(),
+        );
     };
     let Some(body) = form.get("Body").filter(|b| !b.is_empty()).cloned() else {
-        return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.".into());
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21602,
+            "Message body is required.".into(),
+        );
     };
     if !is_e164(&to) || recorded.refused_numbers.contains(&to) {
         return twilio_error(
@@ -251,7 +305,11 @@ async fn create(
         );
     }
     if body.chars().count() > 1600 {
-        return twilio_error(StatusCode::BAD_REQUEST, 21617, "The concatenated message body exceeds the 1600 character limit.".into());
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.".into(),
+        );
     }
     let sms = Sms {
         sid: format!("SM{}", Uuid::new_v4().simple()),
@@ -276,7 +334,11 @@ async fn list(
     }
     let mut recorded = shared.recorded.lock().unwrap();
     recorded.lookups += 1;
-    let page_size: usize = query.get("PageSize").and_then(|s| s.parse().ok()).unwrap_or(50).min(1000);
+    let page_size: usize = query
+        .get("PageSize")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+        .min(1000);
     let messages: Vec<Value> = recorded
         .messages
         .iter()
@@ -304,7 +366,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
@@ -340,7 +406,10 @@ mod tests {
     async fn answers_like_twilio_and_records() {
         let recorder = SmsRecorder::start().await;
         let http = reqwest::Client::new();
-        let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", recorder.base_url, recorder.account_sid);
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            recorder.base_url, recorder.account_sid
+        );
         let send = |to: &'static str, token: Option<String>| {
             http.post(&url)
                 .basic_auth(&recorder.account_sid, token)
@@ -349,17 +418,27 @@ mod tests {
         };
         let wrong = send("+34600123456", Some("nope".into())).await.unwrap();
         assert_eq!(wrong.status(), 401);
-        let ok = send("+34600123456", recorder.auth_token.clone()).await.unwrap();
+        let ok = send("+34600123456", recorder.auth_token.clone())
+            .await
+            .unwrap();
         assert_eq!(ok.status(), 201);
         let body: Value = ok.json().await.unwrap();
         assert_eq!(body["status"], "queued");
         assert!(body["sid"].as_str().unwrap().starts_with("SM"));
         recorder.refuse_number("+34600999999");
-        let refused = send("+34600999999", recorder.auth_token.clone()).await.unwrap();
+        let refused = send("+34600999999", recorder.auth_token.clone())
+            .await
+            .unwrap();
         assert_eq!(refused.status(), 400);
         assert_eq!(refused.json::<Value>().await.unwrap()["code"], 21211);
         recorder.set_unavailable(true);
-        assert_eq!(send("+34600123456", recorder.auth_token.clone()).await.unwrap().status(), 503);
+        assert_eq!(
+            send("+34600123456", recorder.auth_token.clone())
+                .await
+                .unwrap()
+                .status(),
+            503
+        );
         assert_eq!(recorder.messages().len(), 1);
         assert_eq!(recorder.requests(), 4);
         let listed: Value = http

@@ -34,37 +34,69 @@ async fn created(response: reqwest::Response) -> Value {
 }
 
 async fn world() -> World {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let suffix = Uuid::new_v4().simple().to_string();
     created(app.post("/users", &json!({"username": format!("sec-{suffix}"), "password": PASSWORD, "role": "secretary"})).await).await;
     let doctor = created(app.post("/doctors", &json!({"name": "Dr. Who", "specialty": "General", "username": format!("doc-{suffix}"), "password": PASSWORD})).await).await;
     let patient = created(app.post("/patients", &json!({"name": "Ana", "email": format!("ana-{suffix}@example.test"), "password": PASSWORD})).await).await;
-    let other_patient = created(app.post("/patients", &json!({"name": "Luis", "email": format!("luis-{suffix}@example.test")})).await).await;
-    let other_doctor = created(app.post("/doctors", &json!({"name": "Dr. No", "specialty": "General"})).await).await;
+    let other_patient = created(
+        app.post(
+            "/patients",
+            &json!({"name": "Luis", "email": format!("luis-{suffix}@example.test")}),
+        )
+        .await,
+    )
+    .await;
+    let other_doctor = created(
+        app.post(
+            "/doctors",
+            &json!({"name": "Dr. No", "specialty": "General"}),
+        )
+        .await,
+    )
+    .await;
     let center = created(app.post("/centers", &json!({"name": format!("C {suffix}"), "address": "Calle 1", "timezone": "Europe/Madrid"})).await).await;
     let id = |v: &Value| Uuid::parse_str(v["id"].as_str().unwrap()).unwrap();
-    let (doctor_id, patient_id, other_patient_id, center_id) = (id(&doctor), id(&patient), id(&other_patient), id(&center));
+    let (doctor_id, patient_id, other_patient_id, center_id) =
+        (id(&doctor), id(&patient), id(&other_patient), id(&center));
 
     let book = |patient: Uuid, doctor: Uuid, hours: i64| {
         let app = &app;
         async move {
             let response = app
-                .post("/bookings", &json!({"patient_id": patient, "doctor_id": doctor, "center_id": center_id,
-                    "start": in_hours(hours).to_rfc3339(), "duration_minutes": 30}))
+                .post(
+                    "/bookings",
+                    &json!({"patient_id": patient, "doctor_id": doctor, "center_id": center_id,
+                    "start": in_hours(hours).to_rfc3339(), "duration_minutes": 30}),
+                )
                 .await;
             assert_eq!(response.status(), 202);
-            response.json::<Value>().await.unwrap()["booking_id"].as_str().unwrap().to_string()
+            response.json::<Value>().await.unwrap()["booking_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
         }
     };
     let own_booking = book(patient_id, doctor_id, 30).await;
     let other_booking = book(other_patient_id, id(&other_doctor), 31).await;
-    app.wait_for_decision(&own_booking, Duration::from_secs(10)).await;
-    app.wait_for_decision(&other_booking, Duration::from_secs(10)).await;
+    app.wait_for_decision(&own_booking, Duration::from_secs(10))
+        .await;
+    app.wait_for_decision(&other_booking, Duration::from_secs(10))
+        .await;
 
     World {
         secretary: app.login(&format!("sec-{suffix}"), PASSWORD).await,
         doctor: app.login(&format!("doc-{suffix}"), PASSWORD).await,
-        patient: app.login(&format!("ana-{suffix}@example.test"), PASSWORD).await,
+        patient: app
+            .login(&format!("ana-{suffix}@example.test"), PASSWORD)
+            .await,
         app,
         doctor_id,
         patient_id,
@@ -91,28 +123,136 @@ async fn every_role_gets_exactly_what_it_may() {
     // (method, path, body, [admin, secretary, doctor, patient, anonymous])
     type Case = (Method, String, Option<Value>, [u16; 5]);
     let cases: Vec<Case> = vec![
-        (Method::POST, "/users".into(), Some(json!({"username": format!("u{}", u()), "password": PASSWORD, "role": "secretary"})), [201, 403, 403, 403, 401]),
-        (Method::GET, "/users".into(), None, [200, 403, 403, 403, 401]),
-        (Method::POST, "/centers".into(), Some(json!({"name": format!("c{}", u()), "address": "x", "timezone": "UTC"})), [201, 403, 403, 403, 401]),
-        (Method::GET, "/centers".into(), None, [200, 200, 200, 200, 401]),
-        (Method::GET, format!("/centers/{}", w.center_id), None, [200, 200, 200, 200, 401]),
-        (Method::POST, "/doctors".into(), Some(json!({"name": "D", "specialty": "S"})), [201, 403, 403, 403, 401]),
-        (Method::GET, "/doctors".into(), None, [200, 200, 200, 200, 401]),
-        (Method::POST, "/patients".into(), Some(json!({"name": "P"})), [201, 201, 403, 403, 401]),
-        (Method::GET, "/patients".into(), None, [200, 200, 403, 403, 401]),
-        (Method::GET, format!("/patients/{}", w.patient_id), None, [200, 200, 403, 200, 401]),
-        (Method::GET, format!("/patients/{}", w.other_patient_id), None, [200, 200, 403, 404, 401]),
-        (Method::POST, "/bookings".into(), Some(booking(w.patient_id, 50)), [202, 202, 403, 202, 401]),
-        (Method::POST, "/bookings".into(), Some(booking(w.other_patient_id, 60)), [202, 202, 403, 403, 401]),
-        (Method::GET, "/bookings".into(), None, [200, 200, 200, 200, 401]),
-        (Method::GET, format!("/bookings/{own}"), None, [200, 200, 200, 200, 401]),
-        (Method::GET, format!("/bookings/{other}"), None, [200, 200, 404, 404, 401]),
-        (Method::GET, format!("/bookings?doctor_id={}", Uuid::new_v4()), None, [200, 200, 403, 200, 401]),
-        (Method::GET, format!("/bookings?patient_id={}", w.other_patient_id), None, [200, 200, 200, 403, 401]),
-        (Method::POST, format!("/bookings/{other}/cancel"), Some(json!({})), [0, 0, 403, 404, 401]),
-        (Method::POST, format!("/bookings/{other}/reschedule"), Some(json!({"start": in_hours(70).to_rfc3339()})), [0, 0, 403, 404, 401]),
+        (
+            Method::POST,
+            "/users".into(),
+            Some(
+                json!({"username": format!("u{}", u()), "password": PASSWORD, "role": "secretary"}),
+            ),
+            [201, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/users".into(),
+            None,
+            [200, 403, 403, 403, 401],
+        ),
+        (
+            Method::POST,
+            "/centers".into(),
+            Some(json!({"name": format!("c{}", u()), "address": "x", "timezone": "UTC"})),
+            [201, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/centers".into(),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/centers/{}", w.center_id),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::POST,
+            "/doctors".into(),
+            Some(json!({"name": "D", "specialty": "S"})),
+            [201, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/doctors".into(),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::POST,
+            "/patients".into(),
+            Some(json!({"name": "P"})),
+            [201, 201, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/patients".into(),
+            None,
+            [200, 200, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/patients/{}", w.patient_id),
+            None,
+            [200, 200, 403, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/patients/{}", w.other_patient_id),
+            None,
+            [200, 200, 403, 404, 401],
+        ),
+        (
+            Method::POST,
+            "/bookings".into(),
+            Some(booking(w.patient_id, 50)),
+            [202, 202, 403, 202, 401],
+        ),
+        (
+            Method::POST,
+            "/bookings".into(),
+            Some(booking(w.other_patient_id, 60)),
+            [202, 202, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/bookings".into(),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/bookings/{own}"),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/bookings/{other}"),
+            None,
+            [200, 200, 404, 404, 401],
+        ),
+        (
+            Method::GET,
+            format!("/bookings?doctor_id={}", Uuid::new_v4()),
+            None,
+            [200, 200, 403, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/bookings?patient_id={}", w.other_patient_id),
+            None,
+            [200, 200, 200, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/bookings/{other}/cancel"),
+            Some(json!({})),
+            [0, 0, 403, 404, 401],
+        ),
+        (
+            Method::POST,
+            format!("/bookings/{other}/reschedule"),
+            Some(json!({"start": in_hours(70).to_rfc3339()})),
+            [0, 0, 403, 404, 401],
+        ),
     ];
-    let tokens = [admin.as_str(), w.secretary.as_str(), w.doctor.as_str(), w.patient.as_str(), ""];
+    let tokens = [
+        admin.as_str(),
+        w.secretary.as_str(),
+        w.doctor.as_str(),
+        w.patient.as_str(),
+        "",
+    ];
     let roles = ["admin", "secretary", "doctor", "patient", "anonymous"];
     let mut failures = Vec::new();
     for (method, path, body, expected) in &cases {
@@ -130,25 +270,55 @@ async fn every_role_gets_exactly_what_it_may() {
                 }
                 b
             });
-            let response = app.request_as(token, method.clone(), path, body.as_ref()).await;
+            let response = app
+                .request_as(token, method.clone(), path, body.as_ref())
+                .await;
             let status = response.status().as_u16();
             if status != expected[i] {
-                failures.push(format!("{method} {path} as {}: expected {}, got {status}", roles[i], expected[i]));
+                failures.push(format!(
+                    "{method} {path} as {}: expected {}, got {status}",
+                    roles[i], expected[i]
+                ));
             }
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if status >= 400 {
-                assert!(body["error"]["code"].is_string(), "{method} {path}: error shape: {body}");
+                assert!(
+                    body["error"]["code"].is_string(),
+                    "{method} {path}: error shape: {body}"
+                );
             }
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
 
     // Lists are filtered by who asks.
-    let doctor_view: Value = app.get_as(&w.doctor, "/bookings").await.json().await.unwrap();
-    assert!(doctor_view["items"].as_array().unwrap().iter().all(|b| b["doctor_id"] == w.doctor_id.to_string()));
-    let patient_view: Value = app.get_as(&w.patient, "/bookings").await.json().await.unwrap();
+    let doctor_view: Value = app
+        .get_as(&w.doctor, "/bookings")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doctor_view["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["doctor_id"] == w.doctor_id.to_string())
+    );
+    let patient_view: Value = app
+        .get_as(&w.patient, "/bookings")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(patient_view["total"].as_i64().unwrap() >= 1);
-    assert!(patient_view["items"].as_array().unwrap().iter().all(|b| b["patient_id"] == w.patient_id.to_string()));
+    assert!(
+        patient_view["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["patient_id"] == w.patient_id.to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,28 +326,64 @@ async fn a_patient_cannot_touch_another_patients_appointment() {
     let w = world().await;
     let app = &w.app;
     let other = &w.other_booking;
-    assert_eq!(app.get_as(&w.patient, &format!("/bookings/{other}")).await.status(), 404);
-    assert_eq!(app.post_as(&w.patient, &format!("/bookings/{other}/cancel"), &json!({})).await.status(), 404);
-    let moved = app.post_as(&w.patient, &format!("/bookings/{other}/reschedule"), &json!({"start": in_hours(80).to_rfc3339()})).await;
+    assert_eq!(
+        app.get_as(&w.patient, &format!("/bookings/{other}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.post_as(&w.patient, &format!("/bookings/{other}/cancel"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+    let moved = app
+        .post_as(
+            &w.patient,
+            &format!("/bookings/{other}/reschedule"),
+            &json!({"start": in_hours(80).to_rfc3339()}),
+        )
+        .await;
     assert_eq!(moved.status(), 404);
     // Nothing happened to it.
-    let b: Value = app.get(&format!("/bookings/{other}")).await.json().await.unwrap();
+    let b: Value = app
+        .get(&format!("/bookings/{other}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(b["status"], "confirmed");
     // And a random id looks exactly like someone else's.
-    let random = app.get_as(&w.patient, &format!("/bookings/{}", Uuid::new_v4())).await;
+    let random = app
+        .get_as(&w.patient, &format!("/bookings/{}", Uuid::new_v4()))
+        .await;
     assert_eq!(random.status(), 404);
     // The patient can cancel their own.
-    let own = app.post_as(&w.patient, &format!("/bookings/{}/cancel", w.own_booking), &json!({})).await;
+    let own = app
+        .post_as(
+            &w.patient,
+            &format!("/bookings/{}/cancel", w.own_booking),
+            &json!({}),
+        )
+        .await;
     assert_eq!(own.status(), 202);
 }
 
 fn forge(header: &Value, claims: &Value, key: &[u8]) -> String {
     use hmac::{Hmac, KeyInit, Mac};
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let signing_input = format!("{}.{}", b64.encode(header.to_string()), b64.encode(claims.to_string()));
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
     mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64.encode(mac.finalize().into_bytes()))
+    format!(
+        "{signing_input}.{}",
+        b64.encode(mac.finalize().into_bytes())
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +395,10 @@ async fn forged_expired_and_tampered_tokens_get_one_uniform_401() {
         serde_json::from_slice(&b64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
     };
     let patient_claims = claims_of(&w.patient);
-    let secret = secrecy::ExposeSecret::expose_secret(app.settings.auth.jwt_secret.as_ref().unwrap()).as_bytes().to_vec();
+    let secret =
+        secrecy::ExposeSecret::expose_secret(app.settings.auth.jwt_secret.as_ref().unwrap())
+            .as_bytes()
+            .to_vec();
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
 
     // Sanity: a correctly forged token with the real key works (so the attacks below are
@@ -203,14 +412,30 @@ async fn forged_expired_and_tampered_tokens_get_one_uniform_401() {
     expired["exp"] = json!(chrono::Utc::now().timestamp() - 3600);
     let mut wrong_audience = patient_claims.clone();
     wrong_audience["aud"] = json!("someone-else");
-    let unsigned = format!("{}.{}.", b64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()), b64.encode(admin_claims.to_string()));
+    let unsigned = format!(
+        "{}.{}.",
+        b64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        b64.encode(admin_claims.to_string())
+    );
     let tampered = {
         let parts: Vec<&str> = w.patient.split('.').collect();
-        format!("{}.{}.{}", parts[0], b64.encode(admin_claims.to_string()), parts[2])
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(admin_claims.to_string()),
+            parts[2]
+        )
     };
     let attacks = [
         ("alg none", unsigned),
-        ("wrong key", forge(&hs256, &admin_claims, b"not-the-key-not-the-key-not-the-key!")),
+        (
+            "wrong key",
+            forge(
+                &hs256,
+                &admin_claims,
+                b"not-the-key-not-the-key-not-the-key!",
+            ),
+        ),
         ("expired", forge(&hs256, &expired, &secret)),
         ("wrong audience", forge(&hs256, &wrong_audience, &secret)),
         ("tampered role claim", tampered),
@@ -226,23 +451,47 @@ async fn forged_expired_and_tampered_tokens_get_one_uniform_401() {
     let missing = app.request_as("", Method::GET, "/users", None).await;
     assert_eq!(missing.status(), 401);
     bodies.push(missing.text().await.unwrap());
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "one uniform 401: {bodies:#?}");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "one uniform 401: {bodies:#?}"
+    );
 
     // A deactivated user's token stops working at once.
     let patient_user = patient_claims["sub"].as_str().unwrap();
-    assert_eq!(app.post(&format!("/users/{patient_user}/deactivate"), &json!({})).await.status(), 200);
+    assert_eq!(
+        app.post(&format!("/users/{patient_user}/deactivate"), &json!({}))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.get_as(&w.patient, "/bookings").await.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_are_limited_after_repeated_failures() {
-    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let suffix = Uuid::new_v4().simple().to_string();
     created(app.post("/users", &json!({"username": format!("sec-{suffix}"), "password": PASSWORD, "role": "secretary"})).await).await;
     let attempt = |password: &'static str| {
         let app = &app;
         let username = format!("sec-{suffix}");
-        async move { app.request_as("", Method::POST, "/auth/login", Some(&json!({"username": username, "password": password}))).await }
+        async move {
+            app.request_as(
+                "",
+                Method::POST,
+                "/auth/login",
+                Some(&json!({"username": username, "password": password})),
+            )
+            .await
+        }
     };
     for _ in 0..5 {
         assert_eq!(attempt("wrong-password-x").await.status(), 401);
@@ -252,14 +501,33 @@ async fn logins_are_limited_after_repeated_failures() {
     assert!(limited.headers().contains_key("retry-after"));
     // Unknown users and odd input answer like any failure, never 500.
     for username in ["nobody", "\u{0}\u{94}", &"x".repeat(5000)] {
-        let r = app.request_as("", Method::POST, "/auth/login", Some(&json!({"username": username, "password": "p"}))).await;
-        assert!(r.status() == 401 || r.status() == 400, "{username:?}: {}", r.status());
+        let r = app
+            .request_as(
+                "",
+                Method::POST,
+                "/auth/login",
+                Some(&json!({"username": username, "password": "p"})),
+            )
+            .await;
+        assert!(
+            r.status() == 401 || r.status() == 400,
+            "{username:?}: {}",
+            r.status()
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_create_reports_each_bad_row_and_creates_the_rest() {
-    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let suffix = Uuid::new_v4().simple().to_string();
     let mut items: Vec<Value> = (0..1000)
         .map(|i| json!({"name": format!("Paciente {i}"), "email": format!("p{i}-{suffix}@example.test"), "phone": format!("+3460{:07}", i)}))
@@ -291,12 +559,22 @@ async fn bulk_create_reports_each_bad_row_and_creates_the_rest() {
         .iter()
         .filter(|r| r["status"] == "error")
         .map(|r| {
-            assert!(r["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{r}");
+            assert!(
+                r["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "{r}"
+            );
             r["index"].as_u64().unwrap()
         })
         .collect();
     assert_eq!(failed, bad.iter().map(|i| *i as u64).collect::<Vec<_>>());
-    let dup = result["results"].as_array().unwrap().iter().find(|r| r["index"] == 901).unwrap();
+    let dup = result["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["index"] == 901)
+        .unwrap();
     assert_eq!(dup["error"]["code"], "duplicate");
 
     let page: Value = app.get("/patients?per_page=1").await.json().await.unwrap();
@@ -305,60 +583,143 @@ async fn bulk_create_reports_each_bad_row_and_creates_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_409_and_lists_paginate_and_filter() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let center = json!({"name": "Clínica Norte", "address": "x", "timezone": "Europe/Madrid"});
     assert_eq!(app.post("/centers", &center).await.status(), 201);
-    let again = app.post("/centers", &json!({"name": "clínica norte", "address": "y", "timezone": "UTC"})).await;
+    let again = app
+        .post(
+            "/centers",
+            &json!({"name": "clínica norte", "address": "y", "timezone": "UTC"}),
+        )
+        .await;
     assert_eq!(again.status(), 409);
-    assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "duplicate");
-    assert_eq!(app.post("/users", &json!({"username": "admin", "password": PASSWORD, "role": "admin"})).await.status(), 409);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"]["code"],
+        "duplicate"
+    );
+    assert_eq!(
+        app.post(
+            "/users",
+            &json!({"username": "admin", "password": PASSWORD, "role": "admin"})
+        )
+        .await
+        .status(),
+        409
+    );
 
     let d = app.directory().await;
     for h in 0..7 {
         app.book(&d, in_hours(100 + h), 30).await;
     }
     app.wait_until_none_pending(Duration::from_secs(15)).await;
-    let page1: Value = app.get(&format!("/bookings?doctor_id={}&per_page=3&page=1", d.doctor)).await.json().await.unwrap();
-    let page3: Value = app.get(&format!("/bookings?doctor_id={}&per_page=3&page=3", d.doctor)).await.json().await.unwrap();
+    let page1: Value = app
+        .get(&format!(
+            "/bookings?doctor_id={}&per_page=3&page=1",
+            d.doctor
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page3: Value = app
+        .get(&format!(
+            "/bookings?doctor_id={}&per_page=3&page=3",
+            d.doctor
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page1["total"], 7);
     assert_eq!(page1["items"].as_array().unwrap().len(), 3);
     assert_eq!(page3["items"].as_array().unwrap().len(), 1);
-    let starts: Vec<&str> = page1["items"].as_array().unwrap().iter().map(|b| b["starts_at"].as_str().unwrap()).collect();
-    assert!(starts.windows(2).all(|w| w[0] < w[1]), "sorted by start time");
+    let starts: Vec<&str> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["starts_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] < w[1]),
+        "sorted by start time"
+    );
     let day = in_hours(100).format("%Y-%m-%d").to_string();
     let filtered: Value = app
-        .get(&format!("/bookings?center_id={}&status=confirmed&from={}&to={}", d.center, in_hours(100).to_rfc3339_opts(chrono::SecondsFormat::Secs, true), in_hours(103).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        .get(&format!(
+            "/bookings?center_id={}&status=confirmed&from={}&to={}",
+            d.center,
+            in_hours(100).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            in_hours(103).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(filtered["total"], 3, "{filtered}");
-    assert_eq!(app.get(&format!("/bookings?from={day}&status=maybe")).await.status(), 422);
+    assert_eq!(
+        app.get(&format!("/bookings?from={day}&status=maybe"))
+            .await
+            .status(),
+        422
+    );
     assert_eq!(app.get("/bookings?per_page=100000").await.status(), 422);
     assert_eq!(app.get("/bookings?page=abc").await.status(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_matches_the_routes() {
-    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |_| {}).await;
-    let doc: Value = app.request_as("", Method::GET, "/openapi.json", None).await.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "OpenAPI 3.1");
+    let app = TestApp::spawn_with(
+        Services {
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
+    let doc: Value = app
+        .request_as("", Method::GET, "/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "OpenAPI 3.1"
+    );
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 15, "{}", paths.len());
     for (path, operations) in paths {
         let concrete = path.replace("{id}", &Uuid::new_v4().to_string());
         for method in operations.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();
-            let response = app.request_as("", method.clone(), &concrete, Some(&json!({}))).await;
+            let response = app
+                .request_as("", method.clone(), &concrete, Some(&json!({})))
+                .await;
             let status = response.status().as_u16();
-            assert!(status != 404 && status != 405, "{method} {path} is documented but not routed ({status})");
+            assert!(
+                status != 404 && status != 405,
+                "{method} {path} is documented but not routed ({status})"
+            );
             if path != "/auth/login" {
                 assert_eq!(status, 401, "{method} {path} must require a token");
             }
         }
     }
     // And the interactive page is served.
-    assert_eq!(app.request_as("", Method::GET, "/docs/", None).await.status(), 200);
+    assert_eq!(
+        app.request_as("", Method::GET, "/docs/", None)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,10 +728,19 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error() {
         .ok()
         .or_else(|| {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache/schemathesis/bin/st");
-            std::path::Path::new(path).exists().then(|| path.to_string())
+            std::path::Path::new(path)
+                .exists()
+                .then(|| path.to_string())
         })
         .expect("schemathesis is missing: `./dev test` installs it into .cache/schemathesis");
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     app.directory().await;
     let api_url = app.api_url.clone();
     let token = app.admin_token.clone();
@@ -381,7 +751,14 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error() {
             .args(["--checks", "not_a_server_error"])
             // Login is fuzzed by its own test: hammering it trips the per-address limiter.
             .args(["--exclude-path", "/auth/login"])
-            .args(["--max-examples", "12", "--workers", "2", "--request-timeout", "20"])
+            .args([
+                "--max-examples",
+                "12",
+                "--workers",
+                "2",
+                "--request-timeout",
+                "20",
+            ])
             .env("NO_PROXY", "127.0.0.1,localhost")
             .current_dir(std::env::temp_dir())
             .output()
@@ -390,6 +767,10 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "schemathesis found server errors:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "schemathesis found server errors:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("Tested:"), "{stdout}");
 }

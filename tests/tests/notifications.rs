@@ -13,8 +13,8 @@ use std::{
 use chrono::{DateTime, Duration as Minutes, Utc};
 use citaflow_platform::{Settings, settings::Channel};
 use citaflow_tests::{
-    Directory, Services, Stack, TestApp, in_hours, mailpit, process, process::ServiceProcess, read_all,
-    sms::SmsRecorder,
+    Directory, Services, Stack, TestApp, in_hours, mailpit, process, process::ServiceProcess,
+    read_all, sms::SmsRecorder,
 };
 use futures_util::{StreamExt, future::join_all};
 use notifier::deliveries::{self, Claim, Closing, LockError};
@@ -32,7 +32,13 @@ struct Person {
 }
 
 fn random_digits(n: usize) -> String {
-    Uuid::new_v4().as_u128().to_string().chars().rev().take(n).collect()
+    Uuid::new_v4()
+        .as_u128()
+        .to_string()
+        .chars()
+        .rev()
+        .take(n)
+        .collect()
 }
 
 /// `+346` and eight random digits: a Spanish mobile number nobody else in the test has.
@@ -43,13 +49,21 @@ fn unique_phone() -> String {
 async fn create_person(app: &TestApp, language: &str, name: &str, email: String) -> Person {
     let phone = unique_phone();
     let response = app
-        .post("/patients", &json!({ "name": name, "email": email, "phone": phone, "language": language }))
+        .post(
+            "/patients",
+            &json!({ "name": name, "email": email, "phone": phone, "language": language }),
+        )
         .await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 201, "create patient: {body}");
     let id = Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
-    Person { id, name: name.to_owned(), email, phone }
+    Person {
+        id,
+        name: name.to_owned(),
+        email,
+        phone,
+    }
 }
 
 /// A center whose time zone is UTC all year (so the expected local times are plain UTC) but
@@ -68,24 +82,44 @@ async fn create_center(app: &TestApp) -> Uuid {
 }
 
 fn directory(doctor: Uuid, center: Uuid, person: &Person) -> Directory {
-    Directory { doctor, center, patient: person.id, email: person.email.clone() }
+    Directory {
+        doctor,
+        center,
+        patient: person.id,
+        email: person.email.clone(),
+    }
 }
 
 async fn accepted_id(response: reqwest::Response) -> String {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
-    assert!(status == 202 || status == 201 || status == 200, "unexpected {status}: {body}");
-    body["booking_id"].as_str().or(body["id"].as_str()).unwrap().to_string()
+    assert!(
+        status == 202 || status == 201 || status == 200,
+        "unexpected {status}: {body}"
+    );
+    body["booking_id"]
+        .as_str()
+        .or(body["id"].as_str())
+        .unwrap()
+        .to_string()
 }
 
 async fn wait_for_status(app: &TestApp, id: &str, status: &str, within: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let booking: Value = app.get(&format!("/bookings/{id}")).await.json().await.unwrap();
+        let booking: Value = app
+            .get(&format!("/bookings/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         if booking["status"] == status {
             return booking;
         }
-        assert!(tokio::time::Instant::now() < deadline, "booking {id} not {status}: {booking}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "booking {id} not {status}: {booking}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -121,24 +155,36 @@ async fn wait_for_delivery(app: &TestApp, event_id: Uuid, channel: &str, within:
         {
             return row.clone();
         }
-        assert!(tokio::time::Instant::now() < deadline, "{channel} delivery of {event_id} not closed: {row:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{channel} delivery of {event_id} not closed: {row:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn message_id(event_id: Uuid) -> String {
     // Mailpit shows it without the angle brackets.
-    notifier::message_id(event_id, "citaflow.local").trim_matches(['<', '>']).to_owned()
+    notifier::message_id(event_id, "citaflow.local")
+        .trim_matches(['<', '>'])
+        .to_owned()
 }
 
 /// Mailpit summaries matching `query`, every page.
 async fn mailpit_search(query: &str) -> Vec<Value> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let mut out = Vec::new();
     loop {
         let page: Value = http
             .get(format!("{}/api/v1/search", Stack::get().mailpit))
-            .query(&[("query", query.to_owned()), ("start", out.len().to_string()), ("limit", "250".into())])
+            .query(&[
+                ("query", query.to_owned()),
+                ("start", out.len().to_string()),
+                ("limit", "250".into()),
+            ])
             .send()
             .await
             .expect("Mailpit search")
@@ -171,7 +217,12 @@ async fn calendar_part(mail: &mailpit::Mail) -> String {
     let part = mail
         .attachments
         .iter()
-        .find(|a| a["ContentType"].as_str().unwrap_or_default().starts_with("text/calendar"))
+        .find(|a| {
+            a["ContentType"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("text/calendar")
+        })
         .unwrap_or_else(|| panic!("no text/calendar part in {:?}", mail.attachments));
     mailpit::part(&mail.id, part["PartID"].as_str().unwrap()).await
 }
@@ -182,33 +233,61 @@ async fn calendar_part(mail: &mailpit::Mail) -> String {
 fn parse_ics(ics: &str) -> HashMap<String, String> {
     assert!(ics.ends_with("\r\n"), "ends with CRLF: {ics:?}");
     let without_crlf = ics.replace("\r\n", "");
-    assert!(!without_crlf.contains('\n') && !without_crlf.contains('\r'), "only CRLF line ends: {ics:?}");
+    assert!(
+        !without_crlf.contains('\n') && !without_crlf.contains('\r'),
+        "only CRLF line ends: {ics:?}"
+    );
     let mut lines: Vec<String> = Vec::new();
     for raw in ics.split("\r\n").filter(|l| !l.is_empty()) {
         assert!(raw.len() <= 75, "line over 75 octets: {raw:?}");
         match raw.strip_prefix([' ', '\t']) {
-            Some(rest) => lines.last_mut().expect("no continuation first").push_str(rest),
+            Some(rest) => lines
+                .last_mut()
+                .expect("no continuation first")
+                .push_str(rest),
             None => lines.push(raw.to_owned()),
         }
     }
-    assert_eq!(lines.first().map(String::as_str), Some("BEGIN:VCALENDAR"), "{lines:#?}");
-    assert_eq!(lines.last().map(String::as_str), Some("END:VCALENDAR"), "{lines:#?}");
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("BEGIN:VCALENDAR"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("END:VCALENDAR"),
+        "{lines:#?}"
+    );
     assert!(lines.contains(&"VERSION:2.0".to_owned()), "{lines:#?}");
     assert!(lines.iter().any(|l| l.starts_with("PRODID:")), "{lines:#?}");
-    assert_eq!(lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(), 1, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(),
+        1,
+        "{lines:#?}"
+    );
     let begin = lines.iter().position(|l| l == "BEGIN:VEVENT").unwrap();
-    let end = lines.iter().position(|l| l == "END:VEVENT").expect("END:VEVENT");
+    let end = lines
+        .iter()
+        .position(|l| l == "END:VEVENT")
+        .expect("END:VEVENT");
     let mut props: HashMap<String, String> = HashMap::new();
     for line in lines[..begin].iter().filter(|l| l.starts_with("METHOD:")) {
         props.insert("METHOD".into(), line["METHOD:".len()..].to_owned());
     }
     for line in &lines[begin + 1..end] {
-        let (name_and_params, value) = line.split_once(':').unwrap_or_else(|| panic!("not a content line: {line}"));
+        let (name_and_params, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("not a content line: {line}"));
         let name = name_and_params.split(';').next().unwrap().to_owned();
-        assert!(props.insert(name.clone(), value.to_owned()).is_none(), "{name} twice");
+        assert!(
+            props.insert(name.clone(), value.to_owned()).is_none(),
+            "{name} twice"
+        );
     }
     for required in ["UID", "DTSTAMP", "DTSTART", "DTEND"] {
-        let value = props.get(required).unwrap_or_else(|| panic!("{required} missing: {lines:#?}"));
+        let value = props
+            .get(required)
+            .unwrap_or_else(|| panic!("{required} missing: {lines:#?}"));
         if required != "UID" {
             assert!(
                 value.len() == 16 && value.ends_with('Z') && value.as_bytes()[8] == b'T',
@@ -228,20 +307,41 @@ fn ics_time(t: DateTime<Utc>) -> String {
 
 async fn a_confirmed_booking_reaches_the_patient_once_by_email_and_sms(language: &str) {
     let recorder = SmsRecorder::start().await;
-    let app = TestApp::spawn_with(Services { sms: true, ..Services::default() }, |s| recorder.configure(s)).await;
+    let app = TestApp::spawn_with(
+        Services {
+            sms: true,
+            ..Services::default()
+        },
+        |s| recorder.configure(s),
+    )
+    .await;
     let doctor = app.create_doctor().await;
     let center = create_center(&app).await;
     let person = create_person(
         &app,
         language,
         "Lucía Pérez",
-        format!("confirmed-{language}-{}@notifications.example.test", Uuid::new_v4().simple()),
+        format!(
+            "confirmed-{language}-{}@notifications.example.test",
+            Uuid::new_v4().simple()
+        ),
     )
     .await;
     // Mid-morning, so the appointment does not run past midnight.
-    let start = in_hours(72).date_naive().and_hms_opt(10, 30, 0).unwrap().and_utc();
-    let id = accepted_id(app.book(&directory(doctor, center, &person), start, 30).await).await;
-    assert_eq!(app.wait_for_decision(&id, Duration::from_secs(10)).await["status"], "confirmed");
+    let start = in_hours(72)
+        .date_naive()
+        .and_hms_opt(10, 30, 0)
+        .unwrap()
+        .and_utc();
+    let id = accepted_id(
+        app.book(&directory(doctor, center, &person), start, 30)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        app.wait_for_decision(&id, Duration::from_secs(10)).await["status"],
+        "confirmed"
+    );
     let events = events_of(&app, &id).await;
     assert_eq!(events.len(), 1);
     let event_id = events[0].0;
@@ -249,25 +349,66 @@ async fn a_confirmed_booking_reaches_the_patient_once_by_email_and_sms(language:
     let mails = mailpit::wait_for_messages(&person.email, 1, Duration::from_secs(20)).await;
     assert_eq!(mails.len(), 1, "exactly one email");
     let mail = &mails[0];
-    let (day, time) = (start.format("%-d").to_string(), start.format("%H:%M").to_string());
+    let (day, time) = (
+        start.format("%-d").to_string(),
+        start.format("%H:%M").to_string(),
+    );
     let end_time = (start + Minutes::minutes(30)).format("%H:%M").to_string();
     match language {
         "en" => {
-            assert!(mail.subject.starts_with("Appointment confirmed: "), "{}", mail.subject);
-            assert!(mail.subject.ends_with(&format!(" {day} {} {}, {time}", start.format("%B"), start.format("%Y"))), "{}", mail.subject);
+            assert!(
+                mail.subject.starts_with("Appointment confirmed: "),
+                "{}",
+                mail.subject
+            );
+            assert!(
+                mail.subject.ends_with(&format!(
+                    " {day} {} {}, {time}",
+                    start.format("%B"),
+                    start.format("%Y")
+                )),
+                "{}",
+                mail.subject
+            );
             assert!(mail.text.starts_with("Hello Lucía Pérez,"), "{}", mail.text);
-            assert!(mail.text.contains(&format!("{time}–{end_time} (Reykjavik time)")), "{}", mail.text);
+            assert!(
+                mail.text
+                    .contains(&format!("{time}–{end_time} (Reykjavik time)")),
+                "{}",
+                mail.text
+            );
         }
         _ => {
-            assert!(mail.subject.starts_with("Cita confirmada: "), "{}", mail.subject);
-            assert!(mail.subject.ends_with(&format!(", {time}")), "{}", mail.subject);
+            assert!(
+                mail.subject.starts_with("Cita confirmada: "),
+                "{}",
+                mail.subject
+            );
+            assert!(
+                mail.subject.ends_with(&format!(", {time}")),
+                "{}",
+                mail.subject
+            );
             assert!(mail.text.starts_with("Hola, Lucía Pérez:"), "{}", mail.text);
-            assert!(mail.text.contains(&format!("de {time} a {end_time} (hora de Reykjavik)")), "{}", mail.text);
+            assert!(
+                mail.text
+                    .contains(&format!("de {time} a {end_time} (hora de Reykjavik)")),
+                "{}",
+                mail.text
+            );
         }
     }
-    assert!(mail.text.contains("Dra. Marta Ruiz") && mail.text.contains("Calle Mayor 1, Madrid"), "{}", mail.text);
+    assert!(
+        mail.text.contains("Dra. Marta Ruiz") && mail.text.contains("Calle Mayor 1, Madrid"),
+        "{}",
+        mail.text
+    );
     assert!(mail.html.contains("Lucía Pérez"), "{}", mail.html);
-    assert_eq!(stored_message_id(&mail.id).await, message_id(event_id), "the stable Message-ID");
+    assert_eq!(
+        stored_message_id(&mail.id).await,
+        message_id(event_id),
+        "the stable Message-ID"
+    );
 
     let ics = parse_ics(&calendar_part(mail).await);
     assert_eq!(ics["METHOD"], "PUBLISH");
@@ -277,7 +418,9 @@ async fn a_confirmed_booking_reaches_the_patient_once_by_email_and_sms(language:
     assert_eq!(ics["STATUS"], "CONFIRMED");
     assert_eq!(ics["SEQUENCE"], "0");
 
-    let sms = recorder.wait_for(&person.phone, 1, Duration::from_secs(20)).await;
+    let sms = recorder
+        .wait_for(&person.phone, 1, Duration::from_secs(20))
+        .await;
     assert_eq!(sms.len(), 1, "exactly one SMS: {sms:?}");
     let when = start.format("%d/%m/%Y %H:%M");
     let expected = match language {
@@ -285,12 +428,17 @@ async fn a_confirmed_booking_reaches_the_patient_once_by_email_and_sms(language:
         _ => "Citaflow: Cita confirmada con Dra. Marta Ruiz en Clinica Norte ",
     };
     assert!(sms[0].body.starts_with(expected), "{}", sms[0].body);
-    assert!(sms[0].body.ends_with(&format!(" {when}.")), "{}", sms[0].body);
+    assert!(
+        sms[0].body.ends_with(&format!(" {when}.")),
+        "{}",
+        sms[0].body
+    );
     assert_eq!(sms[0].from, app.settings.sms.from);
     assert!(!sms[0].body.contains("Lucía"), "no name on a lock screen");
 
     for channel in ["email", "sms"] {
-        let (status, detail, attempts) = wait_for_delivery(&app, event_id, channel, Duration::from_secs(5)).await;
+        let (status, detail, attempts) =
+            wait_for_delivery(&app, event_id, channel, Duration::from_secs(5)).await;
         assert_eq!((status.as_str(), attempts), ("sent", 1), "{channel}");
         let detail = detail.unwrap_or_default();
         match channel {
@@ -313,14 +461,24 @@ async fn a_confirmed_booking_reaches_a_spanish_patient_once_by_email_and_sms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
     let recorder = SmsRecorder::start().await;
-    let app = TestApp::spawn_with(Services { sms: true, ..Services::default() }, |s| recorder.configure(s)).await;
+    let app = TestApp::spawn_with(
+        Services {
+            sms: true,
+            ..Services::default()
+        },
+        |s| recorder.configure(s),
+    )
+    .await;
     let doctor = app.create_doctor().await;
     let center = create_center(&app).await;
     let person = create_person(
         &app,
         "es",
         "Lucía Pérez",
-        format!("kinds-{}@notifications.example.test", Uuid::new_v4().simple()),
+        format!(
+            "kinds-{}@notifications.example.test",
+            Uuid::new_v4().simple()
+        ),
     )
     .await;
     let d = directory(doctor, center, &person);
@@ -329,12 +487,24 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
     let next = |count: usize| {
         let (recorder, person) = (&recorder, &person);
         async move {
-            let mails = mailpit::wait_for_messages(&person.email, count, Duration::from_secs(20)).await;
-            assert_eq!(mails.len(), count, "one email per event: {:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
-            let sms = recorder.wait_for(&person.phone, count, Duration::from_secs(20)).await;
+            let mails =
+                mailpit::wait_for_messages(&person.email, count, Duration::from_secs(20)).await;
+            assert_eq!(
+                mails.len(),
+                count,
+                "one email per event: {:?}",
+                mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+            );
+            let sms = recorder
+                .wait_for(&person.phone, count, Duration::from_secs(20))
+                .await;
             assert_eq!(sms.len(), count, "one SMS per event: {sms:?}");
             let newest = mails[0].clone();
-            let ics = if newest.attachments.is_empty() { None } else { Some(parse_ics(&calendar_part(&newest).await)) };
+            let ics = if newest.attachments.is_empty() {
+                None
+            } else {
+                Some(parse_ics(&calendar_part(&newest).await))
+            };
             (newest, ics, sms[count - 1].body.clone())
         }
     };
@@ -344,81 +514,196 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
 
     // Confirmed.
     let first = accepted_id(app.book(&d, t1, 30).await).await;
-    assert_eq!(app.wait_for_decision(&first, Duration::from_secs(10)).await["status"], "confirmed");
+    assert_eq!(
+        app.wait_for_decision(&first, Duration::from_secs(10)).await["status"],
+        "confirmed"
+    );
     seen += 1;
     let (mail, _, _) = next(seen).await;
-    assert!(mail.subject.starts_with("Cita confirmada: "), "{}", mail.subject);
+    assert!(
+        mail.subject.starts_with("Cita confirmada: "),
+        "{}",
+        mail.subject
+    );
 
     // Rejected: the doctor is busy then.
     let clash = accepted_id(app.book(&d, t1 + Minutes::minutes(15), 30).await).await;
     let rejected = app.wait_for_decision(&clash, Duration::from_secs(10)).await;
-    assert_eq!((rejected["status"].as_str(), rejected["reason_code"].as_str()), (Some("rejected"), Some("slot_taken")));
+    assert_eq!(
+        (
+            rejected["status"].as_str(),
+            rejected["reason_code"].as_str()
+        ),
+        (Some("rejected"), Some("slot_taken"))
+    );
     seen += 1;
     let (mail, ics, sms) = next(seen).await;
-    assert!(mail.subject.starts_with("No hemos podido confirmar su cita del "), "{}", mail.subject);
-    assert!(mail.text.contains("el médico ya tiene una cita a esa hora"), "{}", mail.text);
-    assert!(mail.text.contains("Puede solicitar otra hora"), "{}", mail.text);
+    assert!(
+        mail.subject
+            .starts_with("No hemos podido confirmar su cita del "),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.text.contains("el médico ya tiene una cita a esa hora"),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.text.contains("Puede solicitar otra hora"),
+        "{}",
+        mail.text
+    );
     assert!(ics.is_none(), "nothing to put in a calendar");
-    assert_eq!(sms, format!("Citaflow: No pudimos confirmar su cita del {} en Clinica Norte {}: el médico ya tiene una cita a esa hora.", short(t1 + Minutes::minutes(15)), center_suffix(&mail)));
+    assert_eq!(
+        sms,
+        format!(
+            "Citaflow: No pudimos confirmar su cita del {} en Clinica Norte {}: el médico ya tiene una cita a esa hora.",
+            short(t1 + Minutes::minutes(15)),
+            center_suffix(&mail)
+        )
+    );
 
     // Cancelled: the calendar entry goes away.
-    let response = app.post(&format!("/bookings/{first}/cancel"), &json!({})).await;
+    let response = app
+        .post(&format!("/bookings/{first}/cancel"), &json!({}))
+        .await;
     assert!(response.status().is_success(), "{}", response.status());
     wait_for_status(&app, &first, "cancelled", Duration::from_secs(10)).await;
     seen += 1;
     let (mail, ics, sms) = next(seen).await;
-    assert!(mail.subject.starts_with("Cita cancelada: "), "{}", mail.subject);
+    assert!(
+        mail.subject.starts_with("Cita cancelada: "),
+        "{}",
+        mail.subject
+    );
     assert!(mail.subject.ends_with(&time(t1)), "{}", mail.subject);
     assert!(mail.text.contains("ha sido cancelada"), "{}", mail.text);
     let ics = ics.expect("a cancellation for the calendar");
-    assert_eq!((ics["METHOD"].as_str(), ics["STATUS"].as_str()), ("CANCEL", "CANCELLED"));
+    assert_eq!(
+        (ics["METHOD"].as_str(), ics["STATUS"].as_str()),
+        ("CANCEL", "CANCELLED")
+    );
     assert_eq!(ics["UID"], format!("{first}@citaflow"));
     assert_eq!(ics["SEQUENCE"], "1", "above the confirmation's");
-    assert!(sms.starts_with(&format!("Citaflow: Su cita del {} con Dra. Marta Ruiz en Clinica Norte", short(t1))), "{sms}");
+    assert!(
+        sms.starts_with(&format!(
+            "Citaflow: Su cita del {} con Dra. Marta Ruiz en Clinica Norte",
+            short(t1)
+        )),
+        "{sms}"
+    );
     assert!(sms.ends_with("ha sido cancelada."), "{sms}");
 
     // Moved: one message, from the old time to the new, updating the same calendar entry.
     let second = accepted_id(app.book(&d, t2, 30).await).await;
-    assert_eq!(app.wait_for_decision(&second, Duration::from_secs(10)).await["status"], "confirmed");
+    assert_eq!(
+        app.wait_for_decision(&second, Duration::from_secs(10))
+            .await["status"],
+        "confirmed"
+    );
     seen += 1;
     next(seen).await;
-    let moved = accepted_id(app.post(&format!("/bookings/{second}/reschedule"), &json!({"start": t3.to_rfc3339()})).await).await;
-    assert_eq!(app.wait_for_decision(&moved, Duration::from_secs(10)).await["status"], "confirmed");
+    let moved = accepted_id(
+        app.post(
+            &format!("/bookings/{second}/reschedule"),
+            &json!({"start": t3.to_rfc3339()}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        app.wait_for_decision(&moved, Duration::from_secs(10)).await["status"],
+        "confirmed"
+    );
     wait_for_status(&app, &second, "cancelled", Duration::from_secs(5)).await;
     seen += 1;
     let (mail, ics, sms) = next(seen).await;
-    assert!(mail.subject.starts_with("Cita cambiada: "), "{}", mail.subject);
+    assert!(
+        mail.subject.starts_with("Cita cambiada: "),
+        "{}",
+        mail.subject
+    );
     assert!(mail.subject.ends_with(&time(t3)), "{}", mail.subject);
-    assert!(mail.text.contains(&format!(", {} al ", time(t2))), "says from when: {}", mail.text);
+    assert!(
+        mail.text.contains(&format!(", {} al ", time(t2))),
+        "says from when: {}",
+        mail.text
+    );
     let ics = ics.expect("the moved appointment for the calendar");
     assert_eq!(ics["METHOD"], "PUBLISH");
-    assert_eq!(ics["UID"], format!("{second}@citaflow"), "the same calendar entry as before the move");
+    assert_eq!(
+        ics["UID"],
+        format!("{second}@citaflow"),
+        "the same calendar entry as before the move"
+    );
     assert_eq!(ics["SEQUENCE"], "1");
     assert_eq!(ics["DTSTART"], ics_time(t3));
-    assert_eq!(sms, format!("Citaflow: Su cita con Dra. Marta Ruiz en Clinica Norte {} se ha cambiado del {} al {}.", center_suffix(&mail), short(t2), short(t3)));
+    assert_eq!(
+        sms,
+        format!(
+            "Citaflow: Su cita con Dra. Marta Ruiz en Clinica Norte {} se ha cambiado del {} al {}.",
+            center_suffix(&mail),
+            short(t2),
+            short(t3)
+        )
+    );
     // The old booking's cancellation is part of the move: recorded, not sent.
     let old_events = events_of(&app, &second).await;
     let (cancel_event, kind) = old_events.last().unwrap().clone();
     assert_eq!(kind, "CANCELLED");
     for channel in ["email", "sms"] {
-        let (status, detail, _) = wait_for_delivery(&app, cancel_event, channel, Duration::from_secs(5)).await;
-        assert_eq!((status.as_str(), detail.as_deref()), ("skipped", Some("superseded_by_reschedule")), "{channel}");
+        let (status, detail, _) =
+            wait_for_delivery(&app, cancel_event, channel, Duration::from_secs(5)).await;
+        assert_eq!(
+            (status.as_str(), detail.as_deref()),
+            ("skipped", Some("superseded_by_reschedule")),
+            "{channel}"
+        );
     }
 
     // A move that cannot happen: the old appointment stays, and the patient is told so.
     let blocker = accepted_id(app.book(&d, t4, 30).await).await;
-    assert_eq!(app.wait_for_decision(&blocker, Duration::from_secs(10)).await["status"], "confirmed");
+    assert_eq!(
+        app.wait_for_decision(&blocker, Duration::from_secs(10))
+            .await["status"],
+        "confirmed"
+    );
     seen += 1;
     next(seen).await;
-    let refused = accepted_id(app.post(&format!("/bookings/{moved}/reschedule"), &json!({"start": t4.to_rfc3339()})).await).await;
-    assert_eq!(app.wait_for_decision(&refused, Duration::from_secs(10)).await["status"], "rejected");
+    let refused = accepted_id(
+        app.post(
+            &format!("/bookings/{moved}/reschedule"),
+            &json!({"start": t4.to_rfc3339()}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        app.wait_for_decision(&refused, Duration::from_secs(10))
+            .await["status"],
+        "rejected"
+    );
     seen += 1;
     let (mail, ics, sms) = next(seen).await;
     assert_eq!(mail.subject, "No hemos podido cambiar su cita");
-    assert!(mail.text.contains(&format!(", {} sigue en pie.", time(t3))), "{}", mail.text);
+    assert!(
+        mail.text.contains(&format!(", {} sigue en pie.", time(t3))),
+        "{}",
+        mail.text
+    );
     assert!(ics.is_none());
-    assert!(sms.starts_with(&format!("Citaflow: No pudimos cambiar su cita al {}", short(t4))), "{sms}");
-    assert!(sms.ends_with(&format!("Su cita del {} se mantiene.", short(t3))), "{sms}");
+    assert!(
+        sms.starts_with(&format!(
+            "Citaflow: No pudimos cambiar su cita al {}",
+            short(t4)
+        )),
+        "{sms}"
+    );
+    assert!(
+        sms.ends_with(&format!("Su cita del {} se mantiene.", short(t3))),
+        "{sms}"
+    );
 
     // Nothing else went out.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -428,69 +713,178 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
 
 /// The unique tail of the test center's name as it appears in a message (`Clínica Norte <hex>`).
 fn center_suffix(mail: &mailpit::Mail) -> String {
-    let after = mail.text.split("Clínica Norte ").nth(1).expect("the center's name");
-    after.chars().take_while(|c| c.is_ascii_hexdigit()).collect()
+    let after = mail
+        .text
+        .split("Clínica Norte ")
+        .nth(1)
+        .expect("the center's name");
+    after
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delivery_log_lets_one_sender_at_a_time_and_spots_attempts_in_doubt() {
     let app = TestApp::spawn_with(
-        Services { api: false, processor: false, email: false, ..Services::default() },
+        Services {
+            api: false,
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
         |_| {},
     )
     .await;
     let (event, booking) = (Uuid::new_v4(), Uuid::new_v4());
-    let claim = deliveries::claim(&app.pool, event, "email", booking).await.unwrap();
-    assert!(matches!(claim, Claim::Open { attempts: 1, in_doubt: false, .. }), "{claim:?}");
+    let claim = deliveries::claim(&app.pool, event, "email", booking)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            claim,
+            Claim::Open {
+                attempts: 1,
+                in_doubt: false,
+                ..
+            }
+        ),
+        "{claim:?}"
+    );
     // The process died after claiming: whoever comes next cannot know whether it sent.
-    let claim = deliveries::claim(&app.pool, event, "email", booking).await.unwrap();
-    assert!(matches!(claim, Claim::Open { attempts: 2, in_doubt: true, .. }), "{claim:?}");
+    let claim = deliveries::claim(&app.pool, event, "email", booking)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            claim,
+            Claim::Open {
+                attempts: 2,
+                in_doubt: true,
+                ..
+            }
+        ),
+        "{claim:?}"
+    );
 
     // One sender at a time; the other is told at once, not made to wait.
-    let first = deliveries::lock(&app.pool, event, "email").await.unwrap().expect("open");
+    let first = deliveries::lock(&app.pool, event, "email")
+        .await
+        .unwrap()
+        .expect("open");
     let started = std::time::Instant::now();
     let second = deliveries::lock(&app.pool, event, "email").await;
-    assert!(matches!(second, Err(LockError::Busy)), "{:?}", second.as_ref().err());
+    assert!(
+        matches!(second, Err(LockError::Busy)),
+        "{:?}",
+        second.as_ref().err()
+    );
     assert!(started.elapsed() < Duration::from_secs(1));
     first.note_retry(false, "SMTP said 451").await.unwrap();
 
     // A failure that certainly did not deliver is not in doubt.
-    let claim = deliveries::claim(&app.pool, event, "email", booking).await.unwrap();
-    assert!(matches!(claim, Claim::Open { attempts: 3, in_doubt: false, .. }), "{claim:?}");
-    let locked = deliveries::lock(&app.pool, event, "email").await.unwrap().expect("open");
+    let claim = deliveries::claim(&app.pool, event, "email", booking)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            claim,
+            Claim::Open {
+                attempts: 3,
+                in_doubt: false,
+                ..
+            }
+        ),
+        "{claim:?}"
+    );
+    let locked = deliveries::lock(&app.pool, event, "email")
+        .await
+        .unwrap()
+        .expect("open");
     locked.note_retry(true, "connection reset").await.unwrap();
-    let claim = deliveries::claim(&app.pool, event, "email", booking).await.unwrap();
-    assert!(matches!(claim, Claim::Open { attempts: 4, in_doubt: true, .. }), "{claim:?}");
+    let claim = deliveries::claim(&app.pool, event, "email", booking)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            claim,
+            Claim::Open {
+                attempts: 4,
+                in_doubt: true,
+                ..
+            }
+        ),
+        "{claim:?}"
+    );
 
-    let locked = deliveries::lock(&app.pool, event, "email").await.unwrap().expect("open");
+    let locked = deliveries::lock(&app.pool, event, "email")
+        .await
+        .unwrap()
+        .expect("open");
     locked.close(&Closing::Sent("<ref>".into())).await.unwrap();
-    assert_eq!(deliveries::claim(&app.pool, event, "email", booking).await.unwrap(), Claim::Closed);
-    assert!(deliveries::lock(&app.pool, event, "email").await.unwrap().is_none());
+    assert_eq!(
+        deliveries::claim(&app.pool, event, "email", booking)
+            .await
+            .unwrap(),
+        Claim::Closed
+    );
+    assert!(
+        deliveries::lock(&app.pool, event, "email")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A late close from a stale sender changes nothing.
-    deliveries::close(&app.pool, event, "email", &Closing::Failed("late".into())).await.unwrap();
-    assert_eq!(delivery(&app, event, "email").await, Some(("sent".into(), Some("<ref>".into()), 4)));
+    deliveries::close(&app.pool, event, "email", &Closing::Failed("late".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        delivery(&app, event, "email").await,
+        Some(("sent".into(), Some("<ref>".into()), 4))
+    );
     // The other channel is another row.
-    assert!(matches!(deliveries::claim(&app.pool, event, "sms", booking).await.unwrap(), Claim::Open { attempts: 1, .. }));
+    assert!(matches!(
+        deliveries::claim(&app.pool, event, "sms", booking)
+            .await
+            .unwrap(),
+        Claim::Open { attempts: 1, .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_provider_outages_are_retried_and_refusals_recorded_without_blocking_others() {
     let recorder = SmsRecorder::start().await;
-    let app = TestApp::spawn_with(Services { email: false, sms: true, ..Services::default() }, |s| {
-        recorder.configure(s)
-    })
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            sms: true,
+            ..Services::default()
+        },
+        |s| recorder.configure(s),
+    )
     .await;
     let doctor = app.create_doctor().await;
     let center = create_center(&app).await;
     let mut people = Vec::new();
     for tag in ["retried", "refused", "national", "none"] {
-        let email = format!("sms-{tag}-{}@notifications.example.test", Uuid::new_v4().simple());
+        let email = format!(
+            "sms-{tag}-{}@notifications.example.test",
+            Uuid::new_v4().simple()
+        );
         people.push(create_person(&app, "en", "Ana Gil", email).await);
     }
     let [retried, refused, national, none] = <[Person; 4]>::try_from(people).unwrap();
     // Rows written before the API checked numbers, or imported: the notifier checks again.
-    sqlx::query("UPDATE patients SET phone = '600 123 456' WHERE id = $1").bind(national.id).execute(&app.pool).await.unwrap();
-    sqlx::query("UPDATE patients SET phone = NULL WHERE id = $1").bind(none.id).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE patients SET phone = '600 123 456' WHERE id = $1")
+        .bind(national.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE patients SET phone = NULL WHERE id = $1")
+        .bind(none.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     recorder.refuse_number(&refused.phone);
     let base = in_hours(30);
     // All with one doctor: one partition, in order.
@@ -499,7 +893,10 @@ async fn sms_provider_outages_are_retried_and_refusals_recorded_without_blocking
         let app = &app;
         async move {
             let id = accepted_id(app.book(&d, base + Minutes::hours(hour), 30).await).await;
-            assert_eq!(app.wait_for_decision(&id, Duration::from_secs(10)).await["status"], "confirmed");
+            assert_eq!(
+                app.wait_for_decision(&id, Duration::from_secs(10)).await["status"],
+                "confirmed"
+            );
             events_of(app, &id).await[0].0
         }
     };
@@ -515,15 +912,24 @@ async fn sms_provider_outages_are_retried_and_refusals_recorded_without_blocking
         {
             break row;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no retries seen: {row:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retries seen: {row:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status, "sending");
-    assert!(detail.unwrap_or_default().starts_with("not_sent: SMS provider answered 503"));
+    assert!(
+        detail
+            .unwrap_or_default()
+            .starts_with("not_sent: SMS provider answered 503")
+    );
     assert!(attempts >= 3);
     assert!(recorder.messages_to(&retried.phone).is_empty());
     recorder.set_unavailable(false);
-    let sms = recorder.wait_for(&retried.phone, 1, Duration::from_secs(20)).await;
+    let sms = recorder
+        .wait_for(&retried.phone, 1, Duration::from_secs(20))
+        .await;
     assert_eq!(sms.len(), 1, "{sms:?}");
     let (status, _, attempts) = wait_for_delivery(&app, event, "sms", Duration::from_secs(5)).await;
     assert_eq!(status, "sent");
@@ -532,10 +938,14 @@ async fn sms_provider_outages_are_retried_and_refusals_recorded_without_blocking
     // The provider refuses a number: failed for good, with the reason, and tried once.
     let before = recorder.requests();
     let event = book(&refused, 1).await;
-    let (status, detail, attempts) = wait_for_delivery(&app, event, "sms", Duration::from_secs(10)).await;
+    let (status, detail, attempts) =
+        wait_for_delivery(&app, event, "sms", Duration::from_secs(10)).await;
     let detail = detail.unwrap_or_default();
     assert_eq!((status.as_str(), attempts), ("failed", 1));
-    assert_eq!(detail, "SMS provider answered 400 (code 21211): The 'To' number [phone] is not a valid phone number.");
+    assert_eq!(
+        detail,
+        "SMS provider answered 400 (code 21211): The 'To' number [phone] is not a valid phone number."
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(recorder.requests() - before, 1, "a refusal is not retried");
 
@@ -544,24 +954,41 @@ async fn sms_provider_outages_are_retried_and_refusals_recorded_without_blocking
     let event = book(&national, 2).await;
     let (status, detail, _) = wait_for_delivery(&app, event, "sms", Duration::from_secs(10)).await;
     assert_eq!(status, "failed");
-    assert_eq!(detail.as_deref(), Some("invalid_phone: the phone number has no international prefix (+ and country code)"));
+    assert_eq!(
+        detail.as_deref(),
+        Some("invalid_phone: the phone number has no international prefix (+ and country code)")
+    );
     // No phone at all: nothing to do.
     let event = book(&none, 3).await;
     let (status, detail, _) = wait_for_delivery(&app, event, "sms", Duration::from_secs(10)).await;
-    assert_eq!((status.as_str(), detail.as_deref()), ("skipped", Some("no_phone")));
+    assert_eq!(
+        (status.as_str(), detail.as_deref()),
+        ("skipped", Some("no_phone"))
+    );
     assert_eq!(recorder.requests(), before, "the provider was not asked");
 
     // And the channel goes on.
     book(&retried, 4).await;
-    assert_eq!(recorder.wait_for(&retried.phone, 2, Duration::from_secs(10)).await.len(), 2);
+    assert_eq!(
+        recorder
+            .wait_for(&retried.phone, 2, Duration::from_secs(10))
+            .await
+            .len(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_mailpit_is_down_sms_goes_on_and_every_email_arrives_once_it_is_back() {
     let recorder = SmsRecorder::start().await;
-    let app = TestApp::spawn_with(Services { sms: true, smtp_proxy: true, ..Services::default() }, |s| {
-        recorder.configure(s)
-    })
+    let app = TestApp::spawn_with(
+        Services {
+            sms: true,
+            smtp_proxy: true,
+            ..Services::default()
+        },
+        |s| recorder.configure(s),
+    )
     .await;
     let domain = format!("outage-{}.example.test", app.id);
     let center = create_center(&app).await;
@@ -574,10 +1001,17 @@ async fn while_mailpit_is_down_sms_goes_on_and_every_email_arrives_once_it_is_ba
     .await;
 
     // Everything flows; the SMTP connection is open.
-    let warm_up = accepted_id(app.book(&directory(doctors[0], center, &people[0]), in_hours(20), 30).await).await;
-    app.wait_for_decision(&warm_up, Duration::from_secs(10)).await;
+    let warm_up = accepted_id(
+        app.book(&directory(doctors[0], center, &people[0]), in_hours(20), 30)
+            .await,
+    )
+    .await;
+    app.wait_for_decision(&warm_up, Duration::from_secs(10))
+        .await;
     mailpit::wait_for_messages(&people[0].email, 1, Duration::from_secs(20)).await;
-    recorder.wait_for(&people[0].phone, 1, Duration::from_secs(20)).await;
+    recorder
+        .wait_for(&people[0].phone, 1, Duration::from_secs(20))
+        .await;
 
     // Mailpit "stops" for 20 s, and a burst of bookings comes in.
     let proxy = app.smtp_proxy.as_ref().unwrap();
@@ -586,42 +1020,73 @@ async fn while_mailpit_is_down_sms_goes_on_and_every_email_arrives_once_it_is_ba
     let ids: Vec<String> = join_all(people[1..].iter().enumerate().map(|(i, person)| {
         let d = directory(doctors[i % doctors.len()], center, person);
         let app = &app;
-        async move { accepted_id(app.book(&d, in_hours(24) + Minutes::hours(i as i64), 30).await).await }
+        async move {
+            accepted_id(
+                app.book(&d, in_hours(24) + Minutes::hours(i as i64), 30)
+                    .await,
+            )
+            .await
+        }
     }))
     .await;
     for id in &ids {
-        assert_eq!(app.wait_for_decision(id, Duration::from_secs(10)).await["status"], "confirmed");
+        assert_eq!(
+            app.wait_for_decision(id, Duration::from_secs(10)).await["status"],
+            "confirmed"
+        );
     }
     // SMS is not held up by email.
     loop {
-        let missing = people[1..].iter().filter(|p| recorder.messages_to(&p.phone).is_empty()).count();
+        let missing = people[1..]
+            .iter()
+            .filter(|p| recorder.messages_to(&p.phone).is_empty())
+            .count();
         if missing == 0 {
             break;
         }
-        assert!(down_at.elapsed() < Duration::from_secs(18), "{missing} SMS still missing while email is down");
+        assert!(
+            down_at.elapsed() < Duration::from_secs(18),
+            "{missing} SMS still missing while email is down"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let during = mailpit_search(&format!("to:\"@{domain}\"")).await;
-    assert_eq!(during.len(), 1, "only the warm-up email got through while Mailpit was down");
+    assert_eq!(
+        during.len(),
+        1,
+        "only the warm-up email got through while Mailpit was down"
+    );
     tokio::time::sleep_until(down_at + Duration::from_secs(20)).await;
     proxy.up();
 
     // Every email arrives, once.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     while mailpit_search(&format!("to:\"@{domain}\"")).await.len() < people.len() {
-        assert!(tokio::time::Instant::now() < deadline, "emails missing after Mailpit came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "emails missing after Mailpit came back"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mails = mailpit_search(&format!("to:\"@{domain}\"")).await;
     let mut per_address: HashMap<String, usize> = HashMap::new();
     for mail in &mails {
-        *per_address.entry(mail["To"][0]["Address"].as_str().unwrap().to_owned()).or_default() += 1;
+        *per_address
+            .entry(mail["To"][0]["Address"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(per_address.len(), people.len(), "{per_address:?}");
-    assert!(per_address.values().all(|n| *n == 1), "exactly one email each: {per_address:?}");
+    assert!(
+        per_address.values().all(|n| *n == 1),
+        "exactly one email each: {per_address:?}"
+    );
     for person in &people {
-        assert_eq!(recorder.messages_to(&person.phone).len(), 1, "exactly one SMS each");
+        assert_eq!(
+            recorder.messages_to(&person.phone).len(),
+            1,
+            "exactly one SMS each"
+        );
     }
     let retried: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM notification_deliveries WHERE channel = 'email' AND status = 'sent' AND attempts > 1",
@@ -632,14 +1097,25 @@ async fn while_mailpit_is_down_sms_goes_on_and_every_email_arrives_once_it_is_ba
     assert!(retried >= 1, "the first email after the cut was retried");
     let metrics = citaflow_platform::ops::metrics_handle().render();
     assert!(
-        metrics.lines().any(|l| l.starts_with("citaflow_notifications_total{") && l.contains("channel=\"email\"") && l.contains("outcome=\"retried\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("citaflow_notifications_total{")
+                && l.contains("channel=\"email\"")
+                && l.contains("outcome=\"retried\"")),
         "retries are counted: {metrics}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     // The child processes get their settings from the environment `process` builds, which has
     // the SMS base URL but not the credentials: the recorder expects the defaults.
     let defaults = Settings::default();
@@ -674,7 +1150,12 @@ async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
             // Each doctor's appointments follow one another: all are confirmed.
             let start = base + Minutes::minutes((i / doctors.len()) as i64 * 30);
             let app = &app;
-            async move { (person.email.clone(), accepted_id(app.book(&d, start, 30).await).await) }
+            async move {
+                (
+                    person.email.clone(),
+                    accepted_id(app.book(&d, start, 30).await).await,
+                )
+            }
         })
         .buffer_unordered(24)
         .collect::<Vec<(String, String)>>();
@@ -689,7 +1170,10 @@ async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
     let (booked, killed_at) = tokio::join!(burst, killer);
     assert_eq!(booked.len(), total);
     app.wait_until_none_pending(Duration::from_secs(120)).await;
-    assert_eq!(app.status_counts().await.get("confirmed"), Some(&(total as i64)));
+    assert_eq!(
+        app.status_counts().await.get("confirmed"),
+        Some(&(total as i64))
+    );
 
     // Every event is closed as sent on both channels.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
@@ -700,14 +1184,25 @@ async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
         .fetch_all(&app.pool)
         .await
         .unwrap();
-        if sent == [("email".to_owned(), total as i64), ("sms".to_owned(), total as i64)] {
+        if sent
+            == [
+                ("email".to_owned(), total as i64),
+                ("sms".to_owned(), total as i64),
+            ]
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not all sent: {sent:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all sent: {sent:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for (channel, (at, _)) in &killed_at {
-        assert!((*at as usize) < total, "{channel} was killed with deliveries still to do ({at})");
+        assert!(
+            (*at as usize) < total,
+            "{channel} was killed with deliveries still to do ({at})"
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -723,7 +1218,10 @@ async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
         .into_iter()
         .map(|(booking, event, attempts)| (booking, (event, attempts)))
         .collect();
-        booked.iter().map(|(email, id)| (email.clone(), by_booking[&Uuid::parse_str(id).unwrap()])).collect()
+        booked
+            .iter()
+            .map(|(email, id)| (email.clone(), by_booking[&Uuid::parse_str(id).unwrap()]))
+            .collect()
     };
 
     // SMS: exactly one per patient, even for the one in flight when its notifier died (the
@@ -747,20 +1245,32 @@ async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
     let mut copies: HashMap<String, Vec<String>> = HashMap::new();
     for mail in &mails {
         let to = mail["To"][0]["Address"].as_str().unwrap().to_owned();
-        copies.entry(to).or_default().push(mail["MessageID"].as_str().unwrap().to_owned());
+        copies
+            .entry(to)
+            .or_default()
+            .push(mail["MessageID"].as_str().unwrap().to_owned());
     }
     assert_eq!(copies.len(), total, "an email for every patient");
     let mut doubled = Vec::new();
     for (address, ids) in &copies {
         let (event_id, attempts) = event_of[address];
-        assert!(ids.iter().all(|id| *id == message_id(event_id)), "{address}: {ids:?}");
+        assert!(
+            ids.iter().all(|id| *id == message_id(event_id)),
+            "{address}: {ids:?}"
+        );
         if ids.len() > 1 {
             assert_eq!(ids.len(), 2, "{address}: {ids:?}");
-            assert!(attempts > 1, "a second copy without a second attempt: {address}");
+            assert!(
+                attempts > 1,
+                "a second copy without a second attempt: {address}"
+            );
             doubled.push(address.clone());
         }
     }
-    assert!(doubled.len() <= 1, "more copies than the one kill can explain: {doubled:?}");
+    assert!(
+        doubled.len() <= 1,
+        "more copies than the one kill can explain: {doubled:?}"
+    );
     // How the SMS in flight at the kill was settled: found in the provider's log (delivered
     // before the kill) or sent after the restart.
     let sms_again: Vec<String> = sqlx::query_scalar(
@@ -772,7 +1282,11 @@ async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
     let sms_killed_at = killed_at["sms"].1;
     let found_in_log = sms_again
         .iter()
-        .filter(|sid| messages.iter().any(|m| &m.sid == *sid && m.received_at < sms_killed_at))
+        .filter(|sid| {
+            messages
+                .iter()
+                .any(|m| &m.sid == *sid && m.received_at < sms_killed_at)
+        })
         .count();
     eprintln!(
         "killed at {killed_at:?}; {} emails for {total} events (second copies: {doubled:?}); {} SMS; {} SMS attempted again, {found_in_log} of them found delivered in the provider's log ({} look-ups)",
@@ -794,11 +1308,12 @@ async fn kill_mid_delivery(
 ) -> (&'static str, (i64, DateTime<Utc>)) {
     let channel = settings.notifier.channel.as_str();
     let at = loop {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notification_deliveries WHERE channel = $1")
-            .bind(channel)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notification_deliveries WHERE channel = $1")
+                .bind(channel)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
         if n >= threshold {
             break n;
         }
@@ -832,19 +1347,31 @@ impl LoggedNotifier {
             .env("CITAFLOW__LOG__LEVEL", "info,notifier=debug")
             .env("CITAFLOW__LOG__FORMAT", "json")
             .env("CITAFLOW__SMS__ACCOUNT_SID", &recorder.account_sid)
-            .env("CITAFLOW__SMS__AUTH_TOKEN", recorder.auth_token.clone().unwrap_or_default())
+            .env(
+                "CITAFLOW__SMS__AUTH_TOKEN",
+                recorder.auth_token.clone().unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
-        LoggedNotifier { child: command.spawn().expect("start notifier"), log }
+        LoggedNotifier {
+            child: command.spawn().expect("start notifier"),
+            log,
+        }
     }
 
     /// Stops it with SIGTERM (so everything is flushed) and answers its log.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while self.child.try_wait().unwrap().is_none() {
-            assert!(std::time::Instant::now() < deadline, "the notifier did not stop");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the notifier did not stop"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         std::fs::read_to_string(&self.log).unwrap()
@@ -860,7 +1387,14 @@ impl Drop for LoggedNotifier {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_events_and_notifier_logs_carry_no_personal_data() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let recorder = SmsRecorder::start().await;
     let logs = std::env::temp_dir().join(format!("citaflow-notifier-logs-{}", app.id));
     std::fs::create_dir_all(&logs).unwrap();
@@ -869,7 +1403,11 @@ async fn booking_events_and_notifier_logs_carry_no_personal_data() {
         s.notifier.channel = channel;
         s.notifier.group_id = Some(format!("t{}-notifier-{}", app.id, channel.as_str()));
         recorder.configure(&mut s);
-        LoggedNotifier::start(&s, &recorder, logs.join(format!("{}.log", channel.as_str())))
+        LoggedNotifier::start(
+            &s,
+            &recorder,
+            logs.join(format!("{}.log", channel.as_str())),
+        )
     };
     let (email, sms) = (notifier(Channel::Email), notifier(Channel::Sms));
 
@@ -877,9 +1415,15 @@ async fn booking_events_and_notifier_logs_carry_no_personal_data() {
     let center = create_center(&app).await;
     let tag = random_digits(6);
     let mut people = Vec::new();
-    for (i, surname) in ["Quintanilla", "Villaescusa", "Arrieta"].into_iter().enumerate() {
+    for (i, surname) in ["Quintanilla", "Villaescusa", "Arrieta"]
+        .into_iter()
+        .enumerate()
+    {
         let name = format!("Zoraida {surname}{tag}");
-        let email = format!("zoraida.{}{tag}{i}@privacy.example.test", surname.to_lowercase());
+        let email = format!(
+            "zoraida.{}{tag}{i}@privacy.example.test",
+            surname.to_lowercase()
+        );
         people.push(create_person(&app, "es", &name, email).await);
     }
     // The provider refuses the second one's number, echoing it back; the third one's address
@@ -899,13 +1443,25 @@ async fn booking_events_and_notifier_logs_carry_no_personal_data() {
     app.wait_for_decision(&first, Duration::from_secs(10)).await;
     let clash = accepted_id(app.book(&d, start, 30).await).await;
     app.wait_for_decision(&clash, Duration::from_secs(10)).await;
-    app.post(&format!("/bookings/{first}/cancel"), &json!({})).await;
+    app.post(&format!("/bookings/{first}/cancel"), &json!({}))
+        .await;
     wait_for_status(&app, &first, "cancelled", Duration::from_secs(10)).await;
     for (i, person) in people[1..].iter().enumerate() {
-        let id = accepted_id(app.book(&directory(doctor, center, person), start + Minutes::hours(i as i64 + 1), 30).await).await;
+        let id = accepted_id(
+            app.book(
+                &directory(doctor, center, person),
+                start + Minutes::hours(i as i64 + 1),
+                30,
+            )
+            .await,
+        )
+        .await;
         app.wait_for_decision(&id, Duration::from_secs(10)).await;
     }
-    let events: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM booking_events").fetch_all(&app.pool).await.unwrap();
+    let events: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM booking_events")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 5);
     for event in &events {
         for channel in ["email", "sms"] {
@@ -937,12 +1493,17 @@ async fn booking_events_and_notifier_logs_carry_no_personal_data() {
     secrets.push(broken_email.clone());
     let contains = |haystack: &[u8], needle: &str| {
         let needle = needle.to_lowercase();
-        haystack.to_ascii_lowercase().windows(needle.len()).any(|w| w == needle.as_bytes())
+        haystack
+            .to_ascii_lowercase()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
     };
 
     // The events topic, raw: keys, values and headers.
     let topic = app.settings.topics.events.clone();
-    let records = tokio::task::spawn_blocking(move || read_all(&topic, 5, Duration::from_secs(30))).await.unwrap();
+    let records = tokio::task::spawn_blocking(move || read_all(&topic, 5, Duration::from_secs(30)))
+        .await
+        .unwrap();
     assert_eq!(records.len(), 5);
     let mut patient_seen = false;
     for record in &records {
@@ -957,22 +1518,49 @@ async fn booking_events_and_notifier_logs_carry_no_personal_data() {
         }
         patient_seen |= people.iter().any(|p| contains(&bytes, &p.id.to_string()));
         for secret in &secrets {
-            assert!(!contains(&bytes, secret), "{secret:?} found in an event on {}", app.settings.topics.events);
+            assert!(
+                !contains(&bytes, secret),
+                "{secret:?} found in an event on {}",
+                app.settings.topics.events
+            );
         }
     }
-    assert!(patient_seen, "the search reads the records (they carry the patient id)");
+    assert!(
+        patient_seen,
+        "the search reads the records (they carry the patient id)"
+    );
 
     // The notifier's logs, failures included.
     let logs = [email.stop(), sms.stop()];
     for log in &logs {
-        let handled = log.lines().filter(|l| l.contains("notification handled")).count();
+        let handled = log
+            .lines()
+            .filter(|l| l.contains("notification handled"))
+            .count();
         assert_eq!(handled, 5, "every event logged once per channel:\n{log}");
-        assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "JSON lines:\n{log}");
+        assert!(
+            log.lines()
+                .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "JSON lines:\n{log}"
+        );
         for secret in &secrets {
-            assert!(!contains(log.as_bytes(), secret), "{secret:?} found in the logs:\n{log}");
+            assert!(
+                !contains(log.as_bytes(), secret),
+                "{secret:?} found in the logs:\n{log}"
+            );
         }
     }
-    assert!(logs[1].contains("[phone]"), "the provider's refusal is logged, redacted:\n{}", logs[1]);
-    assert!(logs[0].contains("invalid recipient address"), "the bad address is logged, not shown:\n{}", logs[0]);
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("citaflow-notifier-logs-{}", app.id)));
+    assert!(
+        logs[1].contains("[phone]"),
+        "the provider's refusal is logged, redacted:\n{}",
+        logs[1]
+    );
+    assert!(
+        logs[0].contains("invalid recipient address"),
+        "the bad address is logged, not shown:\n{}",
+        logs[0]
+    );
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("citaflow-notifier-logs-{}", app.id)),
+    );
 }

@@ -27,8 +27,15 @@ fn header(message: &rdkafka::message::OwnedMessage, key: &str) -> Option<String>
 async fn booking_id(response: reqwest::Response) -> String {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
-    assert!(status == 202 || status == 201, "unexpected {status}: {body}");
-    body["booking_id"].as_str().or(body["id"].as_str()).unwrap().to_string()
+    assert!(
+        status == 202 || status == 201,
+        "unexpected {status}: {body}"
+    );
+    body["booking_id"]
+        .as_str()
+        .or(body["id"].as_str())
+        .unwrap()
+        .to_string()
 }
 
 /// Holds the per-doctor lock the processor takes, so deciding that doctor times out: a
@@ -46,7 +53,14 @@ async fn hold_doctor_lock(app: &TestApp, doctor: Uuid) -> PgConnection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_requests_for_one_slot_confirm_exactly_one() {
-    let mut app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let mut app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     app.spawn_processor().await;
     let d = app.directory().await;
     let start = in_hours(24);
@@ -63,12 +77,28 @@ async fn two_hundred_concurrent_requests_for_one_slot_confirm_exactly_one() {
 
     let mut outcomes: HashMap<(String, String), usize> = HashMap::new();
     for id in &ids {
-        let b: Value = app.get(&format!("/bookings/{id}")).await.json().await.unwrap();
-        let key = (b["status"].as_str().unwrap().to_owned(), b["reason_code"].as_str().unwrap_or("").to_owned());
+        let b: Value = app
+            .get(&format!("/bookings/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let key = (
+            b["status"].as_str().unwrap().to_owned(),
+            b["reason_code"].as_str().unwrap_or("").to_owned(),
+        );
         *outcomes.entry(key).or_default() += 1;
     }
-    assert_eq!(outcomes.get(&("confirmed".into(), "".into())), Some(&1), "{outcomes:?}");
-    assert_eq!(outcomes.get(&("rejected".into(), "slot_taken".into())), Some(&199), "{outcomes:?}");
+    assert_eq!(
+        outcomes.get(&("confirmed".into(), "".into())),
+        Some(&1),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.get(&("rejected".into(), "slot_taken".into())),
+        Some(&199),
+        "{outcomes:?}"
+    );
 
     let confirmed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM appointments WHERE doctor_id = $1 AND status = 'confirmed'",
@@ -82,10 +112,16 @@ async fn two_hundred_concurrent_requests_for_one_slot_confirm_exactly_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_holds() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |s| {
-        s.database.statement_timeout_ms = 400;
-        s.topics.retry_delays_ms = vec![500, 3_000];
-    })
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |s| {
+            s.database.statement_timeout_ms = 400;
+            s.topics.retry_delays_ms = vec![500, 3_000];
+        },
+    )
     .await;
     let slow = app.directory().await;
     let others: Vec<Directory> = join_all((0..3).map(|_| app.directory())).await;
@@ -102,13 +138,31 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
     }
     // It reached the second delay topic, with its provenance.
     let retry_topic = app.settings.topics.retry_topics()[1].clone();
-    let retried = tokio::task::spawn_blocking(move || read_all(&retry_topic, 1, Duration::from_secs(15))).await.unwrap();
+    let retried =
+        tokio::task::spawn_blocking(move || read_all(&retry_topic, 1, Duration::from_secs(15)))
+            .await
+            .unwrap();
     assert_eq!(retried.len(), 1);
-    assert_eq!(header(&retried[0], "citaflow-attempt").as_deref(), Some("2"));
-    assert_eq!(header(&retried[0], "citaflow-original-topic").as_deref(), Some(app.settings.topics.requests.as_str()));
+    assert_eq!(
+        header(&retried[0], "citaflow-attempt").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        header(&retried[0], "citaflow-original-topic").as_deref(),
+        Some(app.settings.topics.requests.as_str())
+    );
     assert!(header(&retried[0], "citaflow-due-at").is_some());
-    assert!(header(&retried[0], "citaflow-error").unwrap().contains("transient"));
-    let pending: Value = app.get(&format!("/bookings/{first}")).await.json().await.unwrap();
+    assert!(
+        header(&retried[0], "citaflow-error")
+            .unwrap()
+            .contains("transient")
+    );
+    let pending: Value = app
+        .get(&format!("/bookings/{first}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(pending["status"], "pending");
 
     // The database recovers; a later request of the same doctor for the same slot must not
@@ -116,7 +170,9 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
     drop(lock);
     let second = booking_id(app.book(&slow, start, 30).await).await;
     let first = app.wait_for_decision(&first, Duration::from_secs(15)).await;
-    let second = app.wait_for_decision(&second, Duration::from_secs(15)).await;
+    let second = app
+        .wait_for_decision(&second, Duration::from_secs(15))
+        .await;
     assert_eq!(first["status"], "confirmed", "{first}");
     assert_eq!(second["status"], "rejected", "{second}");
     assert_eq!(second["reason_code"], "slot_taken");
@@ -125,7 +181,11 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_ridden_out_through_the_retry_topics() {
     let app = TestApp::spawn_with(
-        Services { email: false, database_proxy: true, ..Services::default() },
+        Services {
+            email: false,
+            database_proxy: true,
+            ..Services::default()
+        },
         |s| {
             s.topics.retry_delays_ms = vec![1_000, 4_000, 8_000];
             s.database.acquire_timeout_ms = 500;
@@ -146,16 +206,33 @@ async fn a_database_outage_is_ridden_out_through_the_retry_topics() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let retried: i64 = {
         let topic = app.settings.topics.retry_topics()[0].clone();
-        tokio::task::spawn_blocking(move || read_all(&topic, 5, Duration::from_secs(10)).len() as i64).await.unwrap()
+        tokio::task::spawn_blocking(move || {
+            read_all(&topic, 5, Duration::from_secs(10)).len() as i64
+        })
+        .await
+        .unwrap()
     };
-    assert!(retried >= 5, "the commands went through the first delay topic ({retried})");
-    let pending: Value = app.get(&format!("/bookings/{}", ids[0])).await.json().await.unwrap();
+    assert!(
+        retried >= 5,
+        "the commands went through the first delay topic ({retried})"
+    );
+    let pending: Value = app
+        .get(&format!("/bookings/{}", ids[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(pending["status"], "pending");
     proxy.up();
 
     app.wait_until_none_pending(Duration::from_secs(30)).await;
     for id in &ids {
-        let b: Value = app.get(&format!("/bookings/{id}")).await.json().await.unwrap();
+        let b: Value = app
+            .get(&format!("/bookings/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(b["status"], "confirmed", "{b}");
     }
 }
@@ -163,7 +240,11 @@ async fn a_database_outage_is_ridden_out_through_the_retry_topics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_last_attempt_commands_are_dead_lettered_rejected_and_can_be_replayed() {
     let app = TestApp::spawn_with(
-        Services { email: false, database_proxy: true, ..Services::default() },
+        Services {
+            email: false,
+            database_proxy: true,
+            ..Services::default()
+        },
         |s| {
             s.topics.retry_delays_ms = vec![300, 600];
             s.database.acquire_timeout_ms = 300;
@@ -181,23 +262,39 @@ async fn past_the_last_attempt_commands_are_dead_lettered_rejected_and_can_be_re
     .await;
 
     let dlq = app.settings.topics.dlq.clone();
-    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 3, Duration::from_secs(30))).await.unwrap();
+    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 3, Duration::from_secs(30)))
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 3, "every command reached the dead-letter topic");
     for record in &dead {
-        assert_eq!(header(record, "citaflow-original-topic").as_deref(), Some(app.settings.topics.requests.as_str()));
+        assert_eq!(
+            header(record, "citaflow-original-topic").as_deref(),
+            Some(app.settings.topics.requests.as_str())
+        );
         assert!(header(record, "citaflow-original-partition").is_some());
         assert!(header(record, "citaflow-original-offset").is_some());
         assert_eq!(header(record, "citaflow-attempt").as_deref(), Some("3"));
-        assert_eq!(header(record, "citaflow-reason").as_deref(), Some("exhausted"));
+        assert_eq!(
+            header(record, "citaflow-reason").as_deref(),
+            Some("exhausted")
+        );
         let key = String::from_utf8_lossy(record.key().unwrap()).into_owned();
-        assert!(doctors.iter().any(|d| d.doctor.to_string() == key), "keyed by doctor");
+        assert!(
+            doctors.iter().any(|d| d.doctor.to_string() == key),
+            "keyed by doctor"
+        );
     }
 
     // Once the database is back they end rejected, saying why.
     proxy.up();
     app.wait_until_none_pending(Duration::from_secs(30)).await;
     for id in &ids {
-        let b: Value = app.get(&format!("/bookings/{id}")).await.json().await.unwrap();
+        let b: Value = app
+            .get(&format!("/bookings/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(b["status"], "rejected", "{b}");
         assert_eq!(b["reason_code"], "retries_exhausted");
     }
@@ -209,24 +306,41 @@ async fn past_the_last_attempt_commands_are_dead_lettered_rejected_and_can_be_re
     assert_eq!(listing.matches("exhausted").count(), 3, "{listing}");
     let output = app.cli(&["dlq", "replay"]);
     assert!(output.status.success(), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stdout).contains("replayed 3"), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("replayed 3"),
+        "{output:?}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let counts = app.status_counts().await;
         if counts.get("confirmed") == Some(&3) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not re-driven: {counts:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not re-driven: {counts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A second replay finds nothing new.
     let output = app.cli(&["dlq", "replay"]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("replayed 0"), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("replayed 0"),
+        "{output:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() {
-    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let directories: Vec<Directory> = join_all((0..40).map(|_| app.directory())).await;
     let mut processor = ServiceProcess::start("booking-processor", &app.settings);
 
@@ -268,7 +382,10 @@ async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() 
     let counts = app.status_counts().await;
     assert_eq!(counts.values().sum::<i64>(), total as i64);
     assert_eq!(counts.get("pending"), None);
-    let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_commands").fetch_one(&app.pool).await.unwrap();
+    let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_commands")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(processed, total as i64, "each command decided once");
     let recorded: i64 = sqlx::query_scalar("SELECT count(DISTINCT booking_id) FROM booking_events")
         .fetch_one(&app.pool)
@@ -279,19 +396,38 @@ async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() 
     // Every booking has exactly one outcome event on the topic (a redelivered decision is
     // re-published with the same event id, which consumers de-duplicate).
     let topic = app.settings.topics.events.clone();
-    let events = tokio::task::spawn_blocking(move || read_all(&topic, total, Duration::from_secs(60))).await.unwrap();
+    let events =
+        tokio::task::spawn_blocking(move || read_all(&topic, total, Duration::from_secs(60)))
+            .await
+            .unwrap();
     let codec = citaflow_schemas::AvroCodec::<citaflow_schemas::BookingEvent>::new(
-        citaflow_schemas::RegistryClient::new(&app.settings.registry.url, Duration::from_secs(5)).unwrap(),
+        citaflow_schemas::RegistryClient::new(&app.settings.registry.url, Duration::from_secs(5))
+            .unwrap(),
         &app.settings.topics.events,
     );
     let mut by_booking: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
     for record in &events {
         let event = codec.decode(record.payload().unwrap()).await.unwrap();
-        by_booking.entry(event.booking_id).or_default().insert(event.event_id);
+        by_booking
+            .entry(event.booking_id)
+            .or_default()
+            .insert(event.event_id);
     }
-    assert_eq!(by_booking.len(), total, "an outcome event for every booking");
-    assert!(by_booking.values().all(|ids| ids.len() == 1), "exactly one outcome per booking");
-    eprintln!("{} event records for {} bookings (re-published after the kill: {})", events.len(), total, events.len() - total);
+    assert_eq!(
+        by_booking.len(),
+        total,
+        "an outcome event for every booking"
+    );
+    assert!(
+        by_booking.values().all(|ids| ids.len() == 1),
+        "exactly one outcome per booking"
+    );
+    eprintln!(
+        "{} event records for {} bookings (re-published after the kill: {})",
+        events.len(),
+        total,
+        events.len() - total
+    );
     drop(processor);
 }
 
@@ -299,7 +435,14 @@ use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let d = app.directory().await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &app.settings.kafka.bootstrap_servers)
@@ -307,9 +450,17 @@ async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
         .create()
         .unwrap();
     let key = d.doctor.to_string();
-    for payload in [b"{\"not\": \"avro\"}".to_vec(), vec![0, 0x7f, 0xff, 0xff, 0xf0, 1, 2, 3]] {
+    for payload in [
+        b"{\"not\": \"avro\"}".to_vec(),
+        vec![0, 0x7f, 0xff, 0xff, 0xf0, 1, 2, 3],
+    ] {
         producer
-            .send(FutureRecord::to(&app.settings.topics.requests).key(&key).payload(&payload), Duration::from_secs(5))
+            .send(
+                FutureRecord::to(&app.settings.topics.requests)
+                    .key(&key)
+                    .payload(&payload),
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
     }
@@ -319,19 +470,33 @@ async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
     assert_eq!(b["status"], "confirmed");
 
     let dlq = app.settings.topics.dlq.clone();
-    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 2, Duration::from_secs(15))).await.unwrap();
+    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 2, Duration::from_secs(15)))
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 2);
-    let errors: Vec<String> = dead.iter().map(|r| header(r, "citaflow-error").unwrap()).collect();
+    let errors: Vec<String> = dead
+        .iter()
+        .map(|r| header(r, "citaflow-error").unwrap())
+        .collect();
     assert!(errors[0].contains("magic byte"), "{errors:?}");
     assert!(errors[1].contains("unknown"), "{errors:?}");
-    assert!(dead.iter().all(|r| header(r, "citaflow-reason").as_deref() == Some("permanent")));
+    assert!(
+        dead.iter()
+            .all(|r| header(r, "citaflow-reason").as_deref() == Some("permanent"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefer_wait_answers_the_outcome_or_202_in_time() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |s| {
-        s.database.statement_timeout_ms = 400;
-    })
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |s| {
+            s.database.statement_timeout_ms = 400;
+        },
+    )
     .await;
     let d = app.directory().await;
     let start = in_hours(26);
@@ -340,13 +505,29 @@ async fn prefer_wait_answers_the_outcome_or_202_in_time() {
                "start": start.to_rfc3339(), "duration_minutes": 30})
     };
 
-    let confirmed = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).header("prefer", "wait=10").json(&body(start)).send().await.unwrap();
+    let confirmed = app
+        .http
+        .post(app.url("/bookings"))
+        .bearer_auth(&app.admin_token)
+        .header("prefer", "wait=10")
+        .json(&body(start))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(confirmed.status(), 201);
     assert_eq!(confirmed.headers()["preference-applied"], "wait=10");
     let b: Value = confirmed.json().await.unwrap();
     assert_eq!(b["status"], "confirmed");
 
-    let rejected = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).header("prefer", "wait=10").json(&body(start)).send().await.unwrap();
+    let rejected = app
+        .http
+        .post(app.url("/bookings"))
+        .bearer_auth(&app.admin_token)
+        .header("prefer", "wait=10")
+        .json(&body(start))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rejected.status(), 409);
     let e: Value = rejected.json().await.unwrap();
     assert_eq!(e["error"]["code"], "booking_rejected");
@@ -355,24 +536,53 @@ async fn prefer_wait_answers_the_outcome_or_202_in_time() {
 
     // Not decided in time: 202, and the booking is there.
     let lock = hold_doctor_lock(&app, d.doctor).await;
-    let slow = app.http.post(app.url("/bookings")).bearer_auth(&app.admin_token).header("prefer", "wait=1").json(&body(start + Minutes::hours(2))).send().await.unwrap();
+    let slow = app
+        .http
+        .post(app.url("/bookings"))
+        .bearer_auth(&app.admin_token)
+        .header("prefer", "wait=1")
+        .json(&body(start + Minutes::hours(2)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(slow.status(), 202);
     let accepted: Value = slow.json().await.unwrap();
     assert_eq!(accepted["status"], "pending");
     drop(lock);
-    let later = app.wait_for_decision(accepted["booking_id"].as_str().unwrap(), Duration::from_secs(20)).await;
+    let later = app
+        .wait_for_decision(
+            accepted["booking_id"].as_str().unwrap(),
+            Duration::from_secs(20),
+        )
+        .await;
     assert_eq!(later["status"], "confirmed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_reschedule() {
-    let app = TestApp::spawn_with(Services { email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let d = app.directory().await;
     let other_doctor = app.create_doctor().await;
     let start = in_hours(28);
     let wait = |path: String, body: Value| {
         let app = &app;
-        async move { app.http.post(app.url(&path)).bearer_auth(&app.admin_token).header("prefer", "wait=10").json(&body).send().await.unwrap() }
+        async move {
+            app.http
+                .post(app.url(&path))
+                .bearer_auth(&app.admin_token)
+                .header("prefer", "wait=10")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
     };
 
     // Cancel a confirmed booking, then again.
@@ -380,49 +590,89 @@ async fn cancel_and_reschedule() {
     app.wait_for_decision(&id, Duration::from_secs(5)).await;
     let cancelled = wait(format!("/bookings/{id}/cancel"), json!({})).await;
     assert_eq!(cancelled.status(), 200);
-    assert_eq!(cancelled.json::<Value>().await.unwrap()["status"], "cancelled");
+    assert_eq!(
+        cancelled.json::<Value>().await.unwrap()["status"],
+        "cancelled"
+    );
     let twice = wait(format!("/bookings/{id}/cancel"), json!({})).await;
     assert_eq!(twice.status(), 409);
-    assert_eq!(twice.json::<Value>().await.unwrap()["error"]["code"], "already_cancelled");
+    assert_eq!(
+        twice.json::<Value>().await.unwrap()["error"]["code"],
+        "already_cancelled"
+    );
     // Its slot is free again.
     let again = booking_id(app.book(&d, start, 30).await).await;
-    assert_eq!(app.wait_for_decision(&again, Duration::from_secs(5)).await["status"], "confirmed");
+    assert_eq!(
+        app.wait_for_decision(&again, Duration::from_secs(5)).await["status"],
+        "confirmed"
+    );
 
     // Reschedule to a free slot: the new one is confirmed and the old one cancelled together.
-    let moved = wait(format!("/bookings/{again}/reschedule"), json!({"start": (start + Minutes::hours(3)).to_rfc3339()})).await;
+    let moved = wait(
+        format!("/bookings/{again}/reschedule"),
+        json!({"start": (start + Minutes::hours(3)).to_rfc3339()}),
+    )
+    .await;
     assert_eq!(moved.status(), 201);
     let new: Value = moved.json().await.unwrap();
     assert_eq!(new["status"], "confirmed");
     assert_eq!(new["previous_booking_id"], again.as_str());
-    let old: Value = app.get(&format!("/bookings/{again}")).await.json().await.unwrap();
+    let old: Value = app
+        .get(&format!("/bookings/{again}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(old["status"], "cancelled");
     assert_eq!(old["reason_code"], "rescheduled");
 
     // Reschedule onto a taken slot: refused, and the old appointment stays as it was.
     let blocker = booking_id(app.book(&d, start + Minutes::hours(6), 30).await).await;
-    app.wait_for_decision(&blocker, Duration::from_secs(5)).await;
+    app.wait_for_decision(&blocker, Duration::from_secs(5))
+        .await;
     let new_id = new["id"].as_str().unwrap();
-    let refused = wait(format!("/bookings/{new_id}/reschedule"), json!({"start": (start + Minutes::hours(6)).to_rfc3339()})).await;
+    let refused = wait(
+        format!("/bookings/{new_id}/reschedule"),
+        json!({"start": (start + Minutes::hours(6)).to_rfc3339()}),
+    )
+    .await;
     assert_eq!(refused.status(), 409);
     let e: Value = refused.json().await.unwrap();
     assert_eq!(e["error"]["details"]["reason_code"], "slot_taken");
-    let kept: Value = app.get(&format!("/bookings/{new_id}")).await.json().await.unwrap();
+    let kept: Value = app
+        .get(&format!("/bookings/{new_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(kept["status"], "confirmed", "the old appointment stays");
 
     // Moving within an overlapping window of the same doctor works (the old slot is freed first).
-    let shifted = wait(format!("/bookings/{new_id}/reschedule"), json!({"start": (start + Minutes::hours(3) + Minutes::minutes(15)).to_rfc3339()})).await;
+    let shifted = wait(
+        format!("/bookings/{new_id}/reschedule"),
+        json!({"start": (start + Minutes::hours(3) + Minutes::minutes(15)).to_rfc3339()}),
+    )
+    .await;
     assert_eq!(shifted.status(), 201);
     let shifted: Value = shifted.json().await.unwrap();
 
     // And to another doctor.
     let shifted_id = shifted["id"].as_str().unwrap();
-    let other = wait(format!("/bookings/{shifted_id}/reschedule"), json!({"start": start.to_rfc3339(), "doctor_id": other_doctor})).await;
+    let other = wait(
+        format!("/bookings/{shifted_id}/reschedule"),
+        json!({"start": start.to_rfc3339(), "doctor_id": other_doctor}),
+    )
+    .await;
     assert_eq!(other.status(), 201);
     let other: Value = other.json().await.unwrap();
     assert_eq!(other["doctor_id"], other_doctor.to_string());
 
     // A cancelled booking cannot be moved.
-    let stale = wait(format!("/bookings/{id}/reschedule"), json!({"start": (start + Minutes::hours(9)).to_rfc3339()})).await;
+    let stale = wait(
+        format!("/bookings/{id}/reschedule"),
+        json!({"start": (start + Minutes::hours(9)).to_rfc3339()}),
+    )
+    .await;
     assert_eq!(stale.status(), 409);
 
     // The events tell the whole story to a data team.
@@ -431,12 +681,20 @@ async fn cancel_and_reschedule() {
         .await
         .unwrap();
     for expected in ["CONFIRMED", "CANCELLED", "RESCHEDULED", "REJECTED"] {
-        assert!(kinds.iter().any(|k| k == expected), "{expected} missing from {kinds:?}");
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "{expected} missing from {kinds:?}"
+        );
     }
 }
 
 /// Books `total` appointments over `doctors` doctors, concurrently, answering the booking ids.
-async fn burst(app: &TestApp, directories: &[Directory], total: usize, base: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+async fn burst(
+    app: &TestApp,
+    directories: &[Directory],
+    total: usize,
+    base: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
     futures_util::stream::iter(0..total)
         .map(|i| async move {
             let d = &directories[i % directories.len()];
@@ -449,22 +707,35 @@ async fn burst(app: &TestApp, directories: &[Directory], total: usize, base: chr
 }
 
 async fn processed(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM processed_commands").fetch_one(&app.pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM processed_commands")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 /// After a run: every booking decided once, with one recorded outcome.
 async fn assert_each_decided_once(app: &TestApp, total: i64) {
     app.wait_until_none_pending(Duration::from_secs(120)).await;
     assert_eq!(processed(app).await, total, "each command decided once");
-    let outcomes: i64 = sqlx::query_scalar("SELECT count(*) FROM booking_events").fetch_one(&app.pool).await.unwrap();
+    let outcomes: i64 = sqlx::query_scalar("SELECT count(*) FROM booking_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(outcomes, total, "one outcome per booking");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() {
-    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |s| {
-        s.processor.drain_timeout_ms = 5_000;
-    })
+    let app = TestApp::spawn_with(
+        Services {
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
+        |s| {
+            s.processor.drain_timeout_ms = 5_000;
+        },
+    )
     .await;
     let directories: Vec<Directory> = join_all((0..20).map(|_| app.directory())).await;
     let mut first = ServiceProcess::start("booking-processor", &app.settings);
@@ -480,7 +751,10 @@ async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() 
     let (status, took) = status;
     let status = status.expect("the processor exits after SIGTERM");
     assert!(status.success(), "clean exit: {status:?}");
-    assert!(took < Duration::from_secs(10), "within the drain deadline (+ margin): {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "within the drain deadline (+ margin): {took:?}"
+    );
     assert_eq!(ids.len(), total);
     let _successor = ServiceProcess::start("booking-processor", &app.settings);
     assert_each_decided_once(&app, total as i64).await;
@@ -488,7 +762,15 @@ async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebalance_mid_burst_loses_and_repeats_nothing() {
-    let app = TestApp::spawn_with(Services { processor: false, email: false, ..Services::default() }, |_| {}).await;
+    let app = TestApp::spawn_with(
+        Services {
+            processor: false,
+            email: false,
+            ..Services::default()
+        },
+        |_| {},
+    )
+    .await;
     let directories: Vec<Directory> = join_all((0..30).map(|_| app.directory())).await;
     let _first = ServiceProcess::start("booking-processor", &app.settings);
     let total = 900;

@@ -131,7 +131,11 @@ pub struct AuthUser {
 impl AuthUser {
     /// Refuses (403) unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) { Ok(()) } else { Err(ApiError::Forbidden) }
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
     }
 
     pub fn is_staff(&self) -> bool {
@@ -152,15 +156,22 @@ where
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or(ApiError::Unauthorized)?;
-        let claims = state.tokens.verify(token.trim()).ok_or(ApiError::Unauthorized)?;
+        let claims = state
+            .tokens
+            .verify(token.trim())
+            .ok_or(ApiError::Unauthorized)?;
         // A deactivated user's tokens stop working at once.
-        let active: Option<bool> = sqlx::query_scalar("SELECT active FROM users WHERE id = $1 AND role = $2")
-            .bind(claims.sub)
-            .bind(claims.role.as_str())
-            .fetch_optional(&state.pool)
-            .await?;
+        let active: Option<bool> =
+            sqlx::query_scalar("SELECT active FROM users WHERE id = $1 AND role = $2")
+                .bind(claims.sub)
+                .bind(claims.role.as_str())
+                .fetch_optional(&state.pool)
+                .await?;
         if active != Some(true) {
             return Err(ApiError::Unauthorized);
         }
@@ -271,7 +282,12 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(window: Duration, max_per_user: usize, max_per_address: usize) -> Self {
-        Self { window, max_per_user, max_per_address, failures: Mutex::default() }
+        Self {
+            window,
+            max_per_user,
+            max_per_address,
+            failures: Mutex::default(),
+        }
     }
 
     fn keys(username: &str, ip: IpAddr) -> [String; 2] {
@@ -282,13 +298,18 @@ impl LoginLimiter {
         let now = Instant::now();
         let mut failures = self.failures.lock().expect("limiter lock");
         let [user_key, addr_key] = Self::keys(username, ip);
-        for (key, max) in [(user_key, self.max_per_user), (addr_key, self.max_per_address)] {
+        for (key, max) in [
+            (user_key, self.max_per_user),
+            (addr_key, self.max_per_address),
+        ] {
             if let Some(times) = failures.get_mut(&key) {
                 times.retain(|t| now.duration_since(*t) < self.window);
                 if times.len() >= max {
                     let oldest = times[0];
                     let retry = self.window.saturating_sub(now.duration_since(oldest));
-                    return Err(ApiError::TooManyRequests { retry_after_secs: retry.as_secs().max(1) });
+                    return Err(ApiError::TooManyRequests {
+                        retry_after_secs: retry.as_secs().max(1),
+                    });
                 }
             }
         }
@@ -308,7 +329,10 @@ impl LoginLimiter {
     }
 
     pub fn succeeded(&self, username: &str) {
-        self.failures.lock().expect("limiter lock").remove(&format!("user:{username}"));
+        self.failures
+            .lock()
+            .expect("limiter lock")
+            .remove(&format!("user:{username}"));
     }
 }
 
@@ -317,7 +341,14 @@ mod tests {
     use super::*;
 
     fn user(role: Role) -> LoginUser {
-        LoginUser { id: Uuid::new_v4(), role, password_hash: None, active: true, patient_id: None, doctor_id: None }
+        LoginUser {
+            id: Uuid::new_v4(),
+            role,
+            password_hash: None,
+            active: true,
+            patient_id: None,
+            doctor_id: None,
+        }
     }
 
     #[test]
@@ -328,13 +359,18 @@ mod tests {
 
         let other = TokenKeys::new(b"fedcba9876543210fedcba9876543210", "citaflow", "api", 60);
         assert!(other.verify(&token).is_none(), "wrong key");
-        let wrong_audience = TokenKeys::new(b"0123456789abcdef0123456789abcdef", "citaflow", "other", 60);
+        let wrong_audience =
+            TokenKeys::new(b"0123456789abcdef0123456789abcdef", "citaflow", "other", 60);
         assert!(wrong_audience.verify(&token).is_none(), "wrong audience");
 
         let mut parts: Vec<&str> = token.split('.').collect();
         let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
         parts[0] = none_header;
-        assert!(keys.verify(&format!("{}.{}.", parts[0], parts[1])).is_none(), "alg none");
+        assert!(
+            keys.verify(&format!("{}.{}.", parts[0], parts[1]))
+                .is_none(),
+            "alg none"
+        );
     }
 
     #[test]
@@ -343,8 +379,18 @@ mod tests {
         let mut claims_user = user(Role::Admin);
         claims_user.role = Role::Admin;
         let now = Utc::now().timestamp();
-        let claims = Claims { sub: claims_user.id, role: Role::Admin, iss: "citaflow".into(), aud: "api".into(), iat: now - 100, exp: now - 60, patient_id: None, doctor_id: None };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
+        let claims = Claims {
+            sub: claims_user.id,
+            role: Role::Admin,
+            iss: "citaflow".into(),
+            aud: "api".into(),
+            iat: now - 100,
+            exp: now - 60,
+            patient_id: None,
+            doctor_id: None,
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
         assert!(keys.verify(&token).is_none());
     }
 
@@ -356,8 +402,14 @@ mod tests {
             assert!(limiter.check("ana", ip).is_ok());
             limiter.failed("ana", ip);
         }
-        assert!(matches!(limiter.check("ana", ip), Err(ApiError::TooManyRequests { .. })));
-        assert!(limiter.check("luis", ip).is_ok(), "other users are not blocked by one's failures");
+        assert!(matches!(
+            limiter.check("ana", ip),
+            Err(ApiError::TooManyRequests { .. })
+        ));
+        assert!(
+            limiter.check("luis", ip).is_ok(),
+            "other users are not blocked by one's failures"
+        );
         limiter.succeeded("ana");
         assert!(limiter.check("ana", ip).is_ok());
     }

@@ -18,9 +18,9 @@ use citaflow_schemas::{BookingCommand, BookingCommandKind};
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Postgres, QueryBuilder};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
@@ -94,8 +94,14 @@ impl BookingRequest {
                 format!("must be between {min_minutes} and {max_minutes}"),
             ));
         }
-        let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-        if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        let reason = body
+            .reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+        {
             errors.push(FieldError::new(
                 "reason",
                 format!("must be at most {MAX_REASON_CHARS} characters"),
@@ -161,7 +167,9 @@ async fn await_booking(
             return Ok(None);
         }
         // Re-read at least every 250 ms in case a notification was lost.
-        subscription.wait((deadline - now).min(StdDuration::from_millis(250))).await;
+        subscription
+            .wait((deadline - now).min(StdDuration::from_millis(250)))
+            .await;
     }
 }
 
@@ -170,15 +178,36 @@ fn is_decided(b: &Booking) -> bool {
 }
 
 /// The answer once a new booking (create or reschedule) is decided, or 202 meanwhile.
-fn decided_response(booking: Option<Booking>, accepted: Accepted, waited: Option<StdDuration>) -> Response {
-    let applied = waited.map(|w| [(HeaderName::from_static("preference-applied"), format!("wait={}", w.as_secs()))]);
-    let location = [(header::LOCATION, format!("/bookings/{}", accepted.booking_id))];
+fn decided_response(
+    booking: Option<Booking>,
+    accepted: Accepted,
+    waited: Option<StdDuration>,
+) -> Response {
+    let applied = waited.map(|w| {
+        [(
+            HeaderName::from_static("preference-applied"),
+            format!("wait={}", w.as_secs()),
+        )]
+    });
+    let location = [(
+        header::LOCATION,
+        format!("/bookings/{}", accepted.booking_id),
+    )];
     match booking {
-        Some(b) if b.status == "confirmed" => (StatusCode::CREATED, location, applied, Json(b)).into_response(),
+        Some(b) if b.status == "confirmed" => {
+            (StatusCode::CREATED, location, applied, Json(b)).into_response()
+        }
         Some(b) if b.status == "rejected" || b.status == "cancelled" => {
-            let message = b.reason_message.clone().unwrap_or_else(|| "The booking was not confirmed.".into());
+            let message = b
+                .reason_message
+                .clone()
+                .unwrap_or_else(|| "The booking was not confirmed.".into());
             let code = b.reason_code.clone().unwrap_or_default();
-            let body = error_body("booking_rejected", &message, Some(serde_json::json!({ "reason_code": code, "booking": b })));
+            let body = error_body(
+                "booking_rejected",
+                &message,
+                Some(serde_json::json!({ "reason_code": code, "booking": b })),
+            );
             (StatusCode::CONFLICT, location, applied, Json(body)).into_response()
         }
         _ => (StatusCode::ACCEPTED, location, applied, Json(accepted)).into_response(),
@@ -220,12 +249,24 @@ async fn create_booking(
     let booking_id = Uuid::new_v4();
     let span = tracing::info_span!("create_booking", booking_id = %booking_id);
     async {
-        accept_new(&state, &user, booking_id, &request, BookingCommandKind::Create, None).await?;
+        accept_new(
+            &state,
+            &user,
+            booking_id,
+            &request,
+            BookingCommandKind::Create,
+            None,
+        )
+        .await?;
         let booking = match wait {
             Some(wait) => await_booking(&state, booking_id, wait, is_decided).await?,
             None => None,
         };
-        let accepted = Accepted { booking_id, status: "pending".into(), previous_booking_id: None };
+        let accepted = Accepted {
+            booking_id,
+            status: "pending".into(),
+            previous_booking_id: None,
+        };
         Ok(decided_response(booking, accepted, wait))
     }
     .instrument(span)
@@ -283,7 +324,11 @@ async fn accept_new(
         close_unpublished(state, booking_id).await;
         return Err(err);
     }
-    let kind = if previous_booking_id.is_some() { "reschedule" } else { "create" };
+    let kind = if previous_booking_id.is_some() {
+        "reschedule"
+    } else {
+        "create"
+    };
     metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => kind).increment(1);
     tracing::info!(kind, "booking accepted");
     Ok(())
@@ -401,10 +446,17 @@ fn parse_bound(field: &str, value: &str, end_of_day: bool) -> Result<DateTime<Ut
     }
     match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         Ok(day) => {
-            let day = if end_of_day { day.succ_opt().unwrap_or(day) } else { day };
+            let day = if end_of_day {
+                day.succ_opt().unwrap_or(day)
+            } else {
+                day
+            };
             Ok(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
         }
-        Err(_) => Err(ApiError::validation(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time")),
+        Err(_) => Err(ApiError::validation(
+            field,
+            "must be a date (YYYY-MM-DD) or an RFC 3339 time",
+        )),
     }
 }
 
@@ -427,24 +479,50 @@ async fn list_bookings(
             filter.doctor_id = Some(user.doctor_id.ok_or(ApiError::Forbidden)?);
         }
         Role::Patient => {
-            if filter.patient_id.is_some_and(|p| Some(p) != user.patient_id) {
+            if filter
+                .patient_id
+                .is_some_and(|p| Some(p) != user.patient_id)
+            {
                 return Err(ApiError::Forbidden);
             }
             filter.patient_id = Some(user.patient_id.ok_or(ApiError::Forbidden)?);
         }
     }
-    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
-    let from = filter.from.as_deref().map(|v| parse_bound("from", v, false)).transpose()?;
-    let to = filter.to.as_deref().map(|v| parse_bound("to", v, true)).transpose()?;
+    let (limit, offset, page, per_page) = PageParams {
+        page: filter.page,
+        per_page: filter.per_page,
+    }
+    .resolve()?;
+    let from = filter
+        .from
+        .as_deref()
+        .map(|v| parse_bound("from", v, false))
+        .transpose()?;
+    let to = filter
+        .to
+        .as_deref()
+        .map(|v| parse_bound("to", v, true))
+        .transpose()?;
     if let Some(status) = &filter.status {
-        if !matches!(status.as_str(), "pending" | "confirmed" | "rejected" | "cancelled") {
-            return Err(ApiError::validation("status", "must be pending, confirmed, rejected or cancelled"));
+        if !matches!(
+            status.as_str(),
+            "pending" | "confirmed" | "rejected" | "cancelled"
+        ) {
+            return Err(ApiError::validation(
+                "status",
+                "must be pending, confirmed, rejected or cancelled",
+            ));
         }
     }
     let descending = match filter.sort.as_deref() {
         None | Some("starts_at") => false,
         Some("-starts_at") => true,
-        Some(_) => return Err(ApiError::validation("sort", "must be starts_at or -starts_at")),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "sort",
+                "must be starts_at or -starts_at",
+            ));
+        }
     };
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
@@ -473,19 +551,37 @@ async fn list_bookings(
     let mut select = QueryBuilder::new(format!("SELECT {BOOKING_COLUMNS} FROM appointments"));
     conditions(&mut select);
     // Ties broken by id, so pages are stable.
-    select.push(if descending { " ORDER BY starts_at DESC, id DESC" } else { " ORDER BY starts_at, id" });
-    select.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    select.push(if descending {
+        " ORDER BY starts_at DESC, id DESC"
+    } else {
+        " ORDER BY starts_at, id"
+    });
+    select
+        .push(" LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
     let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page { items, page, per_page, total }))
+    Ok(Json(Page {
+        items,
+        page,
+        per_page,
+        total,
+    }))
 }
 
 /// Why a booking cannot be cancelled or moved any more.
 fn not_active(booking: &Booking, action: &str) -> ApiError {
     match booking.status.as_str() {
-        "cancelled" => ApiError::conflict("already_cancelled", "This booking is already cancelled."),
+        "cancelled" => {
+            ApiError::conflict("already_cancelled", "This booking is already cancelled.")
+        }
         _ => ApiError::conflict(
             "not_active",
-            format!("This booking is {}; only pending or confirmed bookings can be {action}.", booking.status),
+            format!(
+                "This booking is {}; only pending or confirmed bookings can be {action}.",
+                booking.status
+            ),
         ),
     }
 }
@@ -534,11 +630,20 @@ async fn cancel_booking(
             Some(wait) => await_booking(&state, id, wait, |b| b.status == "cancelled").await?,
             None => None,
         };
-        let applied = wait.map(|w| [(HeaderName::from_static("preference-applied"), format!("wait={}", w.as_secs()))]);
+        let applied = wait.map(|w| {
+            [(
+                HeaderName::from_static("preference-applied"),
+                format!("wait={}", w.as_secs()),
+            )]
+        });
         Ok(match done {
             Some(b) => (StatusCode::OK, applied, Json(b)).into_response(),
             None => {
-                let accepted = Accepted { booking_id: id, status: booking.status.clone(), previous_booking_id: None };
+                let accepted = Accepted {
+                    booking_id: id,
+                    status: booking.status.clone(),
+                    previous_booking_id: None,
+                };
                 (StatusCode::ACCEPTED, applied, Json(accepted)).into_response()
             }
         })
@@ -582,7 +687,9 @@ async fn reschedule_booking(
         return Err(not_active(&old, "rescheduled"));
     }
     let processor = &state.settings.processor;
-    let duration = body.duration_minutes.unwrap_or((old.ends_at - old.starts_at).num_minutes());
+    let duration = body
+        .duration_minutes
+        .unwrap_or((old.ends_at - old.starts_at).num_minutes());
     let request = BookingRequest::parse(
         NewBooking {
             patient_id: old.patient_id,
@@ -599,14 +706,27 @@ async fn reschedule_booking(
     .map_err(ApiError::Validation)?;
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
     let new_id = Uuid::new_v4();
-    let span = tracing::info_span!("reschedule_booking", booking_id = %new_id, previous_booking_id = %id);
+    let span =
+        tracing::info_span!("reschedule_booking", booking_id = %new_id, previous_booking_id = %id);
     async {
-        accept_new(&state, &user, new_id, &request, BookingCommandKind::Reschedule, Some(id)).await?;
+        accept_new(
+            &state,
+            &user,
+            new_id,
+            &request,
+            BookingCommandKind::Reschedule,
+            Some(id),
+        )
+        .await?;
         let booking = match wait {
             Some(wait) => await_booking(&state, new_id, wait, is_decided).await?,
             None => None,
         };
-        let accepted = Accepted { booking_id: new_id, status: "pending".into(), previous_booking_id: Some(id) };
+        let accepted = Accepted {
+            booking_id: new_id,
+            status: "pending".into(),
+            previous_booking_id: Some(id),
+        };
         Ok(decided_response(booking, accepted, wait))
     }
     .instrument(span)
@@ -640,8 +760,8 @@ mod tests {
     #[test]
     fn past_start_and_bad_duration_are_both_reported() {
         let now = Utc::now();
-        let errors = BookingRequest::parse(body(now - Duration::hours(1), 0), now, 5, 480)
-            .unwrap_err();
+        let errors =
+            BookingRequest::parse(body(now - Duration::hours(1), 0), now, 5, 480).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["start", "duration_minutes"]);
     }

@@ -42,7 +42,10 @@ where
     Fut: Future<Output = Result<Uuid, ApiError>>,
 {
     if items.is_empty() || items.len() > MAX_ITEMS {
-        return Err(ApiError::validation("items", format!("send between 1 and {MAX_ITEMS} items")));
+        return Err(ApiError::validation(
+            "items",
+            format!("send between 1 and {MAX_ITEMS} items"),
+        ));
     }
     let mut results = Vec::with_capacity(items.len());
     let mut created = 0;
@@ -58,7 +61,12 @@ where
         match outcome {
             Ok(id) => {
                 created += 1;
-                results.push(BulkItem { index, status: "created", id: Some(id), error: None });
+                results.push(BulkItem {
+                    index,
+                    status: "created",
+                    id: Some(id),
+                    error: None,
+                });
             }
             Err(err) => {
                 let (_, code, message, details) = err.parts();
@@ -66,11 +74,19 @@ where
                     index,
                     status: "error",
                     id: None,
-                    error: Some(ErrorDetail { code: code.into(), message, details }),
+                    error: Some(ErrorDetail {
+                        code: code.into(),
+                        message,
+                        details,
+                    }),
                 });
             }
         }
     }
     let failed = results.len() - created;
-    Ok(Json(BulkResult { created, failed, results }))
+    Ok(Json(BulkResult {
+        created,
+        failed,
+        results,
+    }))
 }

@@ -58,22 +58,26 @@ async fn create_one(state: &AppState, body: NewCenter) -> Result<Uuid, ApiError>
     let language = domain::language("language", body.language.as_deref(), &mut errors);
     domain::collect(errors)?;
     let id = Uuid::new_v4();
-    sqlx::query("INSERT INTO centers (id, name, address, timezone, language) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(name)
-        .bind(address)
-        .bind(timezone)
-        .bind(language)
-        .execute(&state.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO centers (id, name, address, timezone, language) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(address)
+    .bind(timezone)
+    .bind(language)
+    .execute(&state.pool)
+    .await?;
     Ok(id)
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<Option<Center>, ApiError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM centers WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM centers WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?)
 }
 
 /// Create a center (admin).
@@ -87,7 +91,14 @@ async fn create_center(
 ) -> Result<(StatusCode, Json<Center>), ApiError> {
     user.require(&[Role::Admin])?;
     let id = create_one(&state, body).await?;
-    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("center"))?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            load(&state, id)
+                .await?
+                .ok_or(ApiError::NotFound("center"))?,
+        ),
+    ))
 }
 
 /// Create many centers; each item gets its own result (admin).
@@ -110,7 +121,10 @@ async fn get_center(
     _user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Center>, ApiError> {
-    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("center"))
+    load(&state, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("center"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -132,14 +146,19 @@ async fn list_centers(
     _user: AuthUser,
     AppQuery(filter): AppQuery<CenterFilter>,
 ) -> Result<Json<Page<Center>>, ApiError> {
-    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let (limit, offset, page, per_page) = PageParams {
+        page: filter.page,
+        per_page: filter.per_page,
+    }
+    .resolve()?;
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(active) = filter.active {
             qb.push(" AND active = ").push_bind(active);
         }
         if let Some(q) = &filter.q {
-            qb.push(" AND name ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+            qb.push(" AND name ILIKE ")
+                .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
     let mut count = QueryBuilder::new("SELECT count(*) FROM centers");
@@ -147,9 +166,18 @@ async fn list_centers(
     let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
     let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM centers"));
     conditions(&mut select);
-    select.push(" ORDER BY name, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    select
+        .push(" ORDER BY name, id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
     let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page { items, page, per_page, total }))
+    Ok(Json(Page {
+        items,
+        page,
+        per_page,
+        total,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -173,9 +201,18 @@ async fn update_center(
 ) -> Result<Json<Center>, ApiError> {
     user.require(&[Role::Admin])?;
     let mut errors = Vec::new();
-    let name = body.name.as_deref().and_then(|v| domain::required_text("name", v, 200, &mut errors));
-    let address = body.address.as_deref().and_then(|v| domain::required_text("address", v, 300, &mut errors));
-    let timezone = body.timezone.as_deref().and_then(|v| domain::time_zone("timezone", v, &mut errors));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|v| domain::required_text("name", v, 200, &mut errors));
+    let address = body
+        .address
+        .as_deref()
+        .and_then(|v| domain::required_text("address", v, 300, &mut errors));
+    let timezone = body
+        .timezone
+        .as_deref()
+        .and_then(|v| domain::time_zone("timezone", v, &mut errors));
     let language = domain::language("language", body.language.as_deref(), &mut errors);
     domain::collect(errors)?;
     let updated: Option<Center> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -62,7 +62,13 @@ async fn create_one(state: &AppState, body: NewDoctor) -> Result<Uuid, ApiError>
     let password = users::optional_password(body.password, &mut errors);
     domain::collect(errors)?;
     let mut tx = state.pool.begin().await?;
-    let user_id = users::insert_user(&mut tx, &username.expect("validated"), password, Role::Doctor).await?;
+    let user_id = users::insert_user(
+        &mut tx,
+        &username.expect("validated"),
+        password,
+        Role::Doctor,
+    )
+    .await?;
     sqlx::query("INSERT INTO doctors (id, user_id, name, specialty) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(user_id)
@@ -75,10 +81,12 @@ async fn create_one(state: &AppState, body: NewDoctor) -> Result<Uuid, ApiError>
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<Option<Doctor>, ApiError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM doctors WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM doctors WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?)
 }
 
 /// Create a doctor and its user (admin).
@@ -92,7 +100,14 @@ async fn create_doctor(
 ) -> Result<(StatusCode, Json<Doctor>), ApiError> {
     user.require(&[Role::Admin])?;
     let id = create_one(&state, body).await?;
-    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("doctor"))?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            load(&state, id)
+                .await?
+                .ok_or(ApiError::NotFound("doctor"))?,
+        ),
+    ))
 }
 
 /// Create many doctors; each item gets its own result (admin).
@@ -115,7 +130,10 @@ async fn get_doctor(
     _user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Doctor>, ApiError> {
-    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("doctor"))
+    load(&state, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("doctor"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -138,17 +156,24 @@ async fn list_doctors(
     _user: AuthUser,
     AppQuery(filter): AppQuery<DoctorFilter>,
 ) -> Result<Json<Page<Doctor>>, ApiError> {
-    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let (limit, offset, page, per_page) = PageParams {
+        page: filter.page,
+        per_page: filter.per_page,
+    }
+    .resolve()?;
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(active) = filter.active {
             qb.push(" AND active = ").push_bind(active);
         }
         if let Some(specialty) = &filter.specialty {
-            qb.push(" AND lower(specialty) = lower(").push_bind(specialty.clone()).push(")");
+            qb.push(" AND lower(specialty) = lower(")
+                .push_bind(specialty.clone())
+                .push(")");
         }
         if let Some(q) = &filter.q {
-            qb.push(" AND name ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+            qb.push(" AND name ILIKE ")
+                .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
     let mut count = QueryBuilder::new("SELECT count(*) FROM doctors");
@@ -156,9 +181,18 @@ async fn list_doctors(
     let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
     let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM doctors"));
     conditions(&mut select);
-    select.push(" ORDER BY name, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    select
+        .push(" ORDER BY name, id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
     let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page { items, page, per_page, total }))
+    Ok(Json(Page {
+        items,
+        page,
+        per_page,
+        total,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -180,8 +214,14 @@ async fn update_doctor(
 ) -> Result<Json<Doctor>, ApiError> {
     user.require(&[Role::Admin])?;
     let mut errors = Vec::new();
-    let name = body.name.as_deref().and_then(|v| domain::required_text("name", v, 200, &mut errors));
-    let specialty = body.specialty.as_deref().and_then(|v| domain::required_text("specialty", v, 100, &mut errors));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|v| domain::required_text("name", v, 200, &mut errors));
+    let specialty = body
+        .specialty
+        .as_deref()
+        .and_then(|v| domain::required_text("specialty", v, 100, &mut errors));
     domain::collect(errors)?;
     let updated: Option<Doctor> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE doctors SET name = COALESCE($2, name), specialty = COALESCE($3, specialty),

@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String, details: Option<Value> },
+    BadRequest {
+        code: &'static str,
+        message: String,
+        details: Option<Value>,
+    },
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
     #[error("authentication required")]
@@ -52,17 +56,27 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into(), details: None }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict { code, message: message.into() }
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -74,9 +88,11 @@ impl ApiError {
             ApiError::BadRequest { code, details, .. } => {
                 (StatusCode::BAD_REQUEST, code, details.clone())
             }
-            ApiError::Validation(fields) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some(json!(fields)))
-            }
+            ApiError::Validation(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                Some(json!(fields)),
+            ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
@@ -87,9 +103,11 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
             }
-            ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", None)
-            }
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", None)
             }
@@ -151,7 +169,9 @@ impl IntoResponse for ApiError {
         let (status, code, message, details) = self.parts();
         let mut response = (status, Json(error_body(code, &message, details))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::TooManyRequests { retry_after_secs } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
@@ -159,7 +179,9 @@ impl IntoResponse for ApiError {
             }
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -219,10 +241,16 @@ impl From<sqlx::Error> for ApiError {
                 return ApiError::conflict("duplicate", duplicate_message(db.constraint()));
             }
             if db.is_foreign_key_violation() {
-                return ApiError::bad_request("unknown_reference", "A referenced record does not exist.");
+                return ApiError::bad_request(
+                    "unknown_reference",
+                    "A referenced record does not exist.",
+                );
             }
             if db.is_check_violation() {
-                return ApiError::bad_request("invalid_value", "A value is outside what is allowed.");
+                return ApiError::bad_request(
+                    "invalid_value",
+                    "A value is outside what is allowed.",
+                );
             }
             // Class 22 (data exception): the input itself cannot be stored, e.g. a NUL
             // character in text or a number out of range.

@@ -56,7 +56,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -83,7 +88,10 @@ pub fn router(state: AppState, readiness: ops::Readiness) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .route("/openapi.json", get(move || std::future::ready(Json(document.clone()))))
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(Json(document.clone()))),
+        )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
         .merge(ops::router(readiness))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -27,7 +27,10 @@ impl PageParams {
             errors.push(FieldError::new("page", "must be between 1 and 1000000"));
         }
         if !(1..=MAX_PER_PAGE).contains(&per_page) {
-            errors.push(FieldError::new("per_page", format!("must be between 1 and {MAX_PER_PAGE}")));
+            errors.push(FieldError::new(
+                "per_page",
+                format!("must be between 1 and {MAX_PER_PAGE}"),
+            ));
         }
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));

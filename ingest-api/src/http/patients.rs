@@ -63,8 +63,14 @@ const COLUMNS: &str = "id, user_id, name, phone, email, language, status, create
 async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError> {
     let mut errors = Vec::new();
     let name = domain::required_text("name", &body.name, 200, &mut errors);
-    let phone = body.phone.as_deref().and_then(|p| domain::phone("phone", p, &mut errors));
-    let email = body.email.as_deref().and_then(|e| domain::email("email", e, &mut errors));
+    let phone = body
+        .phone
+        .as_deref()
+        .and_then(|p| domain::phone("phone", p, &mut errors));
+    let email = body
+        .email
+        .as_deref()
+        .and_then(|e| domain::email("email", e, &mut errors));
     let language = domain::language("language", body.language.as_deref(), &mut errors);
     let status = domain::patient_status("status", body.status.as_deref(), &mut errors);
     let id = Uuid::new_v4();
@@ -77,15 +83,22 @@ async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError
     domain::collect(errors)?;
     let username_is_email = body.username.is_none() && email.is_some();
     let mut tx = state.pool.begin().await?;
-    let user_id = users::insert_user(&mut tx, &username.expect("validated"), password, Role::Patient)
-        .await
-        .map_err(|err| match err {
-            // The username defaulted to the email: say what the client sent.
-            ApiError::Conflict { code: "duplicate", .. } if username_is_email => {
-                ApiError::conflict("duplicate", "A patient with this email already exists.")
-            }
-            other => other,
-        })?;
+    let user_id = users::insert_user(
+        &mut tx,
+        &username.expect("validated"),
+        password,
+        Role::Patient,
+    )
+    .await
+    .map_err(|err| match err {
+        // The username defaulted to the email: say what the client sent.
+        ApiError::Conflict {
+            code: "duplicate", ..
+        } if username_is_email => {
+            ApiError::conflict("duplicate", "A patient with this email already exists.")
+        }
+        other => other,
+    })?;
     sqlx::query(
         "INSERT INTO patients (id, user_id, name, phone, email, language, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -104,10 +117,12 @@ async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<Option<Patient>, ApiError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM patients WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM patients WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?)
 }
 
 /// Create a patient and its user (admin, secretary).
@@ -121,7 +136,14 @@ async fn create_patient(
 ) -> Result<(StatusCode, Json<Patient>), ApiError> {
     user.require(STAFF)?;
     let id = create_one(&state, body).await?;
-    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("patient"))?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            load(&state, id)
+                .await?
+                .ok_or(ApiError::NotFound("patient"))?,
+        ),
+    ))
 }
 
 /// Create many patients; each item gets its own result (admin, secretary).
@@ -150,7 +172,10 @@ async fn get_patient(
         Role::Patient => return Err(ApiError::NotFound("patient")),
         Role::Doctor => return Err(ApiError::Forbidden),
     }
-    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("patient"))
+    load(&state, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("patient"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -175,17 +200,25 @@ async fn list_patients(
     AppQuery(filter): AppQuery<PatientFilter>,
 ) -> Result<Json<Page<Patient>>, ApiError> {
     user.require(STAFF)?;
-    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let (limit, offset, page, per_page) = PageParams {
+        page: filter.page,
+        per_page: filter.per_page,
+    }
+    .resolve()?;
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(status) = &filter.status {
-            qb.push(" AND status = ").push_bind(status.trim().to_uppercase());
+            qb.push(" AND status = ")
+                .push_bind(status.trim().to_uppercase());
         }
         if let Some(email) = &filter.email {
-            qb.push(" AND lower(email) = lower(").push_bind(email.trim().to_owned()).push(")");
+            qb.push(" AND lower(email) = lower(")
+                .push_bind(email.trim().to_owned())
+                .push(")");
         }
         if let Some(q) = &filter.q {
-            qb.push(" AND name ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+            qb.push(" AND name ILIKE ")
+                .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
     let mut count = QueryBuilder::new("SELECT count(*) FROM patients");
@@ -193,9 +226,18 @@ async fn list_patients(
     let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
     let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM patients"));
     conditions(&mut select);
-    select.push(" ORDER BY name, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    select
+        .push(" ORDER BY name, id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
     let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page { items, page, per_page, total }))
+    Ok(Json(Page {
+        items,
+        page,
+        per_page,
+        total,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -219,11 +261,23 @@ async fn update_patient(
 ) -> Result<Json<Patient>, ApiError> {
     user.require(STAFF)?;
     let mut errors = Vec::new();
-    let name = body.name.as_deref().and_then(|v| domain::required_text("name", v, 200, &mut errors));
-    let phone = body.phone.as_deref().and_then(|p| domain::phone("phone", p, &mut errors));
-    let email = body.email.as_deref().and_then(|e| domain::email("email", e, &mut errors));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|v| domain::required_text("name", v, 200, &mut errors));
+    let phone = body
+        .phone
+        .as_deref()
+        .and_then(|p| domain::phone("phone", p, &mut errors));
+    let email = body
+        .email
+        .as_deref()
+        .and_then(|e| domain::email("email", e, &mut errors));
     let language = domain::language("language", body.language.as_deref(), &mut errors);
-    let status = body.status.as_deref().map(|s| domain::patient_status("status", Some(s), &mut errors));
+    let status = body
+        .status
+        .as_deref()
+        .map(|s| domain::patient_status("status", Some(s), &mut errors));
     domain::collect(errors)?;
     let updated: Option<Patient> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE patients SET name = COALESCE($2, name), phone = COALESCE($3, phone),

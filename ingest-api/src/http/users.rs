@@ -52,7 +52,9 @@ const USER_COLUMNS: &str = "id, username, role, active, created_at";
 pub fn username(value: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     let value = value.trim().to_lowercase();
     let valid = (3..=100).contains(&value.chars().count())
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
     if valid {
         Some(value)
     } else {
@@ -103,11 +105,20 @@ async fn create_one(state: &AppState, body: NewUser) -> Result<Uuid, ApiError> {
         errors.push(FieldError::new("password", why));
     }
     if !matches!(body.role, Role::Admin | Role::Secretary) {
-        errors.push(FieldError::new("role", "must be admin or secretary; doctors and patients are created with their records"));
+        errors.push(FieldError::new(
+            "role",
+            "must be admin or secretary; doctors and patients are created with their records",
+        ));
     }
     domain::collect(errors)?;
     let mut conn = state.pool.acquire().await?;
-    insert_user(&mut conn, &name.expect("validated"), Some(body.password), body.role).await
+    insert_user(
+        &mut conn,
+        &name.expect("validated"),
+        Some(body.password),
+        body.role,
+    )
+    .await
 }
 
 /// Create a staff user (admin only).
@@ -121,7 +132,10 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     user.require(&[Role::Admin])?;
     let id = create_one(&state, body).await?;
-    Ok((StatusCode::CREATED, Json(load(&state, id).await?.ok_or(ApiError::NotFound("user"))?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(load(&state, id).await?.ok_or(ApiError::NotFound("user"))?),
+    ))
 }
 
 /// Create many staff users; each item gets its own result.
@@ -137,10 +151,12 @@ async fn create_users(
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<Option<User>, ApiError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?)
 }
 
 /// A user by id (admin only).
@@ -152,7 +168,10 @@ async fn get_user(
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
-    load(&state, id).await?.map(Json).ok_or(ApiError::NotFound("user"))
+    load(&state, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("user"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -176,7 +195,11 @@ async fn list_users(
     AppQuery(filter): AppQuery<UserFilter>,
 ) -> Result<Json<Page<User>>, ApiError> {
     user.require(&[Role::Admin])?;
-    let (limit, offset, page, per_page) = PageParams { page: filter.page, per_page: filter.per_page }.resolve()?;
+    let (limit, offset, page, per_page) = PageParams {
+        page: filter.page,
+        per_page: filter.per_page,
+    }
+    .resolve()?;
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(role) = filter.role {
@@ -186,7 +209,8 @@ async fn list_users(
             qb.push(" AND active = ").push_bind(active);
         }
         if let Some(q) = &filter.q {
-            qb.push(" AND username ILIKE ").push_bind(format!("%{}%", domain::like_escape(q)));
+            qb.push(" AND username ILIKE ")
+                .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
     let mut count = QueryBuilder::new("SELECT count(*) FROM users");
@@ -194,9 +218,18 @@ async fn list_users(
     let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
     let mut select = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users"));
     conditions(&mut select);
-    select.push(" ORDER BY username, id LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    select
+        .push(" ORDER BY username, id LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
     let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page { items, page, per_page, total }))
+    Ok(Json(Page {
+        items,
+        page,
+        per_page,
+        total,
+    }))
 }
 
 /// Changes to a user.
@@ -218,7 +251,10 @@ async fn update_user(
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
     let mut errors = Vec::new();
-    let name = body.username.as_deref().and_then(|u| username(u, &mut errors));
+    let name = body
+        .username
+        .as_deref()
+        .and_then(|u| username(u, &mut errors));
     domain::collect(errors)?;
     let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET username = COALESCE($2, username), active = COALESCE($3, active), updated_at = now()
@@ -252,11 +288,12 @@ async fn set_password(
         return Err(ApiError::validation("password", why));
     }
     let hash = passwords::hash(body.password).await?;
-    let updated = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(hash)
-        .execute(&state.pool)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(hash)
+            .execute(&state.pool)
+            .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::NotFound("user"));
     }
@@ -273,7 +310,10 @@ async fn deactivate_user(
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
     if id == user.user_id {
-        return Err(ApiError::conflict("self_deactivation", "You cannot deactivate yourself."));
+        return Err(ApiError::conflict(
+            "self_deactivation",
+            "You cannot deactivate yourself.",
+        ));
     }
     let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET active = false, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"

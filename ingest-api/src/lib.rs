@@ -45,7 +45,7 @@ impl Application {
         // 5 failures per username or 50 per address within 15 minutes, then 429.
         let login_limiter = Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 50));
         let pool = db::pool(&settings.database)?;
-        let producer = kafka::producer(&settings.kafka, "ingest-api")?;
+        let producer = kafka::producer_with_linger(&settings.kafka, "ingest-api", 0)?;
         let registry = RegistryClient::new(
             &settings.registry.url,
             Duration::from_millis(settings.registry.timeout_ms),

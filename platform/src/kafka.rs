@@ -38,12 +38,22 @@ pub fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
 
 /// An idempotent producer (`acks=all`, no duplicates or reordering on internal retries).
 pub fn producer(settings: &KafkaSettings, client_id: &str) -> anyhow::Result<FutureProducer> {
+    producer_with_linger(settings, client_id, 2)
+}
+
+/// [`producer`] with its own `linger.ms`: 0 where a caller waits for each acknowledgement
+/// (the API answers only once its command is acknowledged), more where batching pays.
+pub fn producer_with_linger(
+    settings: &KafkaSettings,
+    client_id: &str,
+    linger_ms: u32,
+) -> anyhow::Result<FutureProducer> {
     base_config(settings, client_id)
         .set("enable.idempotence", "true")
         // The Java client's partitioner, so any producer keyed by doctor id agrees with us.
         .set("partitioner", "murmur2_random")
         .set("acks", "all")
-        .set("linger.ms", "2")
+        .set("linger.ms", linger_ms.to_string())
         .set("compression.type", "lz4")
         .set(
             "message.timeout.ms",

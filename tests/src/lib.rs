@@ -233,6 +233,8 @@ impl TestApp {
             let mut processor_settings = settings.clone();
             if let Some(url) = &processor_database_url {
                 processor_settings.database.url = SecretString::from(url.clone());
+                // Notice a cut path quickly (the API keeps its own, patient pool).
+                processor_settings.database.acquire_timeout_ms = 500;
             }
             let app = booking_processor::Application::build(processor_settings)
                 .await

@@ -188,7 +188,6 @@ async fn a_database_outage_is_ridden_out_through_the_retry_topics() {
         },
         |s| {
             s.topics.retry_delays_ms = vec![1_000, 4_000, 8_000];
-            s.database.acquire_timeout_ms = 500;
         },
     )
     .await;
@@ -247,7 +246,6 @@ async fn past_the_last_attempt_commands_are_dead_lettered_rejected_and_can_be_re
         },
         |s| {
             s.topics.retry_delays_ms = vec![300, 600];
-            s.database.acquire_timeout_ms = 300;
         },
     )
     .await;

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::{
     auth::{AuthUser, Role},
     error::{ApiError, AppJson, AppPath, AppQuery, FieldError, error_body},
-    pagination::{Page, PageParams},
+    pagination::{self, Page, PageParams},
 };
 use crate::state::AppState;
 
@@ -488,11 +488,10 @@ async fn list_bookings(
             filter.patient_id = Some(user.patient_id.ok_or(ApiError::Forbidden)?);
         }
     }
-    let (limit, offset, page, per_page) = PageParams {
+    let params = PageParams {
         page: filter.page,
         per_page: filter.per_page,
-    }
-    .resolve()?;
+    };
     let from = filter
         .from
         .as_deref()
@@ -514,9 +513,10 @@ async fn list_bookings(
             ));
         }
     }
-    let descending = match filter.sort.as_deref() {
-        None | Some("starts_at") => false,
-        Some("-starts_at") => true,
+    // Ties broken by id, so pages are stable.
+    let order_by = match filter.sort.as_deref() {
+        None | Some("starts_at") => "starts_at, id",
+        Some("-starts_at") => "starts_at DESC, id DESC",
         Some(_) => {
             return Err(ApiError::validation(
                 "sort",
@@ -545,29 +545,16 @@ async fn list_bookings(
             qb.push(" AND starts_at < ").push_bind(v);
         }
     };
-    let mut count = QueryBuilder::new("SELECT count(*) FROM appointments");
-    conditions(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
-    let mut select = QueryBuilder::new(format!("SELECT {BOOKING_COLUMNS} FROM appointments"));
-    conditions(&mut select);
-    // Ties broken by id, so pages are stable.
-    select.push(if descending {
-        " ORDER BY starts_at DESC, id DESC"
-    } else {
-        " ORDER BY starts_at, id"
-    });
-    select
-        .push(" LIMIT ")
-        .push_bind(limit)
-        .push(" OFFSET ")
-        .push_bind(offset);
-    let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    pagination::fetch(
+        &state.pool,
+        "appointments",
+        BOOKING_COLUMNS,
+        conditions,
+        order_by,
+        params,
+    )
+    .await
+    .map(Json)
 }
 
 /// Why a booking cannot be cancelled or moved any more.

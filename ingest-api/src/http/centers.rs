@@ -14,7 +14,7 @@ use super::{
     auth::{AuthUser, Role},
     bulk::{self, BulkResult},
     error::{ApiError, AppJson, AppPath, AppQuery},
-    pagination::{Page, PageParams},
+    pagination::{self, Page, PageParams},
 };
 use crate::{domain, state::AppState};
 
@@ -146,11 +146,10 @@ async fn list_centers(
     _user: AuthUser,
     AppQuery(filter): AppQuery<CenterFilter>,
 ) -> Result<Json<Page<Center>>, ApiError> {
-    let (limit, offset, page, per_page) = PageParams {
+    let params = PageParams {
         page: filter.page,
         per_page: filter.per_page,
-    }
-    .resolve()?;
+    };
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(active) = filter.active {
@@ -161,23 +160,16 @@ async fn list_centers(
                 .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
-    let mut count = QueryBuilder::new("SELECT count(*) FROM centers");
-    conditions(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
-    let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM centers"));
-    conditions(&mut select);
-    select
-        .push(" ORDER BY name, id LIMIT ")
-        .push_bind(limit)
-        .push(" OFFSET ")
-        .push_bind(offset);
-    let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    pagination::fetch(
+        &state.pool,
+        "centers",
+        COLUMNS,
+        conditions,
+        "name, id",
+        params,
+    )
+    .await
+    .map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

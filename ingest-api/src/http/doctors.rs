@@ -14,7 +14,7 @@ use super::{
     auth::{AuthUser, Role},
     bulk::{self, BulkResult},
     error::{ApiError, AppJson, AppPath, AppQuery},
-    pagination::{Page, PageParams},
+    pagination::{self, Page, PageParams},
     users,
 };
 use crate::{domain, state::AppState};
@@ -156,11 +156,10 @@ async fn list_doctors(
     _user: AuthUser,
     AppQuery(filter): AppQuery<DoctorFilter>,
 ) -> Result<Json<Page<Doctor>>, ApiError> {
-    let (limit, offset, page, per_page) = PageParams {
+    let params = PageParams {
         page: filter.page,
         per_page: filter.per_page,
-    }
-    .resolve()?;
+    };
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(active) = filter.active {
@@ -176,23 +175,16 @@ async fn list_doctors(
                 .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
-    let mut count = QueryBuilder::new("SELECT count(*) FROM doctors");
-    conditions(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
-    let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM doctors"));
-    conditions(&mut select);
-    select
-        .push(" ORDER BY name, id LIMIT ")
-        .push_bind(limit)
-        .push(" OFFSET ")
-        .push_bind(offset);
-    let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    pagination::fetch(
+        &state.pool,
+        "doctors",
+        COLUMNS,
+        conditions,
+        "name, id",
+        params,
+    )
+    .await
+    .map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,6 +1,7 @@
 //! Page-number pagination with totals, shared by every list endpoint.
 
 use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, QueryBuilder, postgres::PgRow};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, FieldError};
@@ -47,4 +48,38 @@ pub struct Page<T> {
     pub per_page: i64,
     /// Items matching the filters, over all pages.
     pub total: i64,
+}
+
+/// One page of `SELECT columns FROM table`, filtered by `conditions` (which push their own
+/// ` WHERE …`, applied to the count and to the page alike) and sorted by `order_by` (ending in
+/// a unique column, so pages are stable), with the total.
+pub async fn fetch<T>(
+    pool: &PgPool,
+    table: &str,
+    columns: &str,
+    conditions: impl Fn(&mut QueryBuilder<Postgres>),
+    order_by: &str,
+    params: PageParams,
+) -> Result<Page<T>, ApiError>
+where
+    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let (limit, offset, page, per_page) = params.resolve()?;
+    let mut count = QueryBuilder::new(format!("SELECT count(*) FROM {table}"));
+    conditions(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut select = QueryBuilder::new(format!("SELECT {columns} FROM {table}"));
+    conditions(&mut select);
+    select
+        .push(format!(" ORDER BY {order_by} LIMIT "))
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    let items = select.build_query_as().fetch_all(pool).await?;
+    Ok(Page {
+        items,
+        page,
+        per_page,
+        total,
+    })
 }

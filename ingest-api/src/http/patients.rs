@@ -14,7 +14,7 @@ use super::{
     auth::{AuthUser, Role},
     bulk::{self, BulkResult},
     error::{ApiError, AppJson, AppPath, AppQuery},
-    pagination::{Page, PageParams},
+    pagination::{self, Page, PageParams},
     users,
 };
 use crate::{domain, state::AppState};
@@ -200,11 +200,10 @@ async fn list_patients(
     AppQuery(filter): AppQuery<PatientFilter>,
 ) -> Result<Json<Page<Patient>>, ApiError> {
     user.require(STAFF)?;
-    let (limit, offset, page, per_page) = PageParams {
+    let params = PageParams {
         page: filter.page,
         per_page: filter.per_page,
-    }
-    .resolve()?;
+    };
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(status) = &filter.status {
@@ -221,23 +220,16 @@ async fn list_patients(
                 .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
-    let mut count = QueryBuilder::new("SELECT count(*) FROM patients");
-    conditions(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
-    let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM patients"));
-    conditions(&mut select);
-    select
-        .push(" ORDER BY name, id LIMIT ")
-        .push_bind(limit)
-        .push(" OFFSET ")
-        .push_bind(offset);
-    let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    pagination::fetch(
+        &state.pool,
+        "patients",
+        COLUMNS,
+        conditions,
+        "name, id",
+        params,
+    )
+    .await
+    .map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

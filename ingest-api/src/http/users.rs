@@ -14,7 +14,7 @@ use super::{
     auth::{AuthUser, Role},
     bulk::{self, BulkResult},
     error::{ApiError, AppJson, AppPath, AppQuery, FieldError},
-    pagination::{Page, PageParams},
+    pagination::{self, Page, PageParams},
 };
 use crate::{domain, passwords, state::AppState};
 
@@ -195,11 +195,10 @@ async fn list_users(
     AppQuery(filter): AppQuery<UserFilter>,
 ) -> Result<Json<Page<User>>, ApiError> {
     user.require(&[Role::Admin])?;
-    let (limit, offset, page, per_page) = PageParams {
+    let params = PageParams {
         page: filter.page,
         per_page: filter.per_page,
-    }
-    .resolve()?;
+    };
     let conditions = |qb: &mut QueryBuilder<Postgres>| {
         qb.push(" WHERE true");
         if let Some(role) = filter.role {
@@ -213,23 +212,16 @@ async fn list_users(
                 .push_bind(format!("%{}%", domain::like_escape(q)));
         }
     };
-    let mut count = QueryBuilder::new("SELECT count(*) FROM users");
-    conditions(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
-    let mut select = QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users"));
-    conditions(&mut select);
-    select
-        .push(" ORDER BY username, id LIMIT ")
-        .push_bind(limit)
-        .push(" OFFSET ")
-        .push_bind(offset);
-    let items = select.build_query_as().fetch_all(&state.pool).await?;
-    Ok(Json(Page {
-        items,
-        page,
-        per_page,
-        total,
-    }))
+    pagination::fetch(
+        &state.pool,
+        "users",
+        USER_COLUMNS,
+        conditions,
+        "username, id",
+        params,
+    )
+    .await
+    .map(Json)
 }
 
 /// Changes to a user.

@@ -390,6 +390,10 @@ def main():
     postgres = postgres_ceiling(e, partitions, 3 if args.short else 20)
     log(f"  {postgres['decisions_per_s']:.0f} decisions/s")
 
+    # Warm up (connections, caches, the JVMs' JIT) with a short step that is not recorded.
+    log("warm-up at 50/s")
+    load_step(e, 50, 2 if args.short else 8, 64)
+
     steps = []
     for rate in rates:
         log(f"Citaflow at {rate}/s for {step_seconds}s")

@@ -285,11 +285,17 @@ async fn accept_new(
 ) -> Result<(), ApiError> {
     let command_id = Uuid::new_v4();
     let requested_at = Utc::now();
+    // The pending row is visible at once (a GET right after the 202 finds it) but is committed
+    // without waiting for the WAL flush: it only mirrors the command, which Kafka keeps durably.
+    // If PostgreSQL crashed within the flush delay, the processor recreates the row when it
+    // decides the command (its write is an upsert). `set_config(.., true)` scopes the setting
+    // to this statement's own transaction, in one round trip.
     sqlx::query(
         "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
                                    ends_at, reason, status, previous_booking_id, requested_at,
                                    requested_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11
+           FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(booking_id)

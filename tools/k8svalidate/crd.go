@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The openAPIV3Schema of each custom resource version we accept, extracted from the
-// operators' released CRDs by crds/extract.py (descriptions dropped). See crds/README.md.
+// The schema of each custom resource version we accept, written for Citaflow's manifests
+// (see crds/README.md).
 //
 //go:embed crds/*.json
 var crdFiles embed.FS

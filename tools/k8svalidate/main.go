@@ -11,8 +11,8 @@
 //     fields, wrong types, unparsable quantities all fail), then given a few of the API
 //     server's own checks (names, labels, selectors, ports, env names);
 //   - custom resources (Strimzi, CloudNativePG, Prometheus Operator) are checked against the
-//     openAPIV3Schema of the CRD version they name, vendored in crds/ (unknown fields, types,
-//     enums, required, patterns);
+//     schema of the CRD version they name in crds/ (KafkaTopic fields and types; for the
+//     others, spec is an object), metadata strictly as ObjectMeta;
 //   - any other apiVersion/kind is an error;
 //   - across the bundle: Service, PodDisruptionBudget and NetworkPolicy selectors must match a
 //     pod template, HPA and Ingress targets must exist, ServiceMonitor selectors and ports must

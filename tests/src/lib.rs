@@ -92,6 +92,25 @@ pub struct Services {
     pub smtp_proxy: bool,
 }
 
+impl Services {
+    /// The API alone (no processor, no notifiers).
+    pub fn api_only() -> Self {
+        Self {
+            processor: false,
+            email: false,
+            ..Self::default()
+        }
+    }
+
+    /// API and processor, without the email notifier (tests that do not look at mail).
+    pub fn no_email() -> Self {
+        Self {
+            email: false,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Services {
     fn default() -> Self {
         Self {

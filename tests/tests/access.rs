@@ -34,14 +34,7 @@ async fn created(response: reqwest::Response) -> Value {
 }
 
 async fn world() -> World {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let suffix = Uuid::new_v4().simple().to_string();
     created(app.post("/users", &json!({"username": format!("sec-{suffix}"), "password": PASSWORD, "role": "secretary"})).await).await;
     let doctor = created(app.post("/doctors", &json!({"name": "Dr. Who", "specialty": "General", "username": format!("doc-{suffix}"), "password": PASSWORD})).await).await;
@@ -469,15 +462,7 @@ async fn forged_expired_and_tampered_tokens_get_one_uniform_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_are_limited_after_repeated_failures() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let suffix = Uuid::new_v4().simple().to_string();
     created(app.post("/users", &json!({"username": format!("sec-{suffix}"), "password": PASSWORD, "role": "secretary"})).await).await;
     let attempt = |password: &'static str| {
@@ -519,15 +504,7 @@ async fn logins_are_limited_after_repeated_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_create_reports_each_bad_row_and_creates_the_rest() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let suffix = Uuid::new_v4().simple().to_string();
     let mut items: Vec<Value> = (0..1000)
         .map(|i| json!({"name": format!("Paciente {i}"), "email": format!("p{i}-{suffix}@example.test"), "phone": format!("+3460{:07}", i)}))
@@ -583,14 +560,7 @@ async fn bulk_create_reports_each_bad_row_and_creates_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_409_and_lists_paginate_and_filter() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let center = json!({"name": "Clínica Norte", "address": "x", "timezone": "Europe/Madrid"});
     assert_eq!(app.post("/centers", &center).await.status(), 201);
     let again = app
@@ -675,15 +645,7 @@ async fn duplicates_are_409_and_lists_paginate_and_filter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_matches_the_routes() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let doc: Value = app
         .request_as("", Method::GET, "/openapi.json", None)
         .await
@@ -733,14 +695,7 @@ async fn fuzzing_from_the_openapi_document_finds_no_server_error() {
                 .then(|| path.to_string())
         })
         .expect("schemathesis is missing: `./dev test` installs it into .cache/schemathesis");
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     app.directory().await;
     let api_url = app.api_url.clone();
     let token = app.admin_token.clone();

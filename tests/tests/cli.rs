@@ -124,14 +124,7 @@ fn file_report<'a>(report: &'a Value, file: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_loads_the_shipped_data_books_once_and_a_second_run_adds_nothing() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let data = shipped_data();
     let files = ["centers.csv", "users.csv", "doctors.csv", "patients.csv"];
 
@@ -234,15 +227,7 @@ async fn import_loads_the_shipped_data_books_once_and_a_second_run_adds_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let dir = TempDir::new();
     dir.write(
         "centers.csv",
@@ -397,15 +382,7 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_credentials_fail_clearly_and_passwords_are_never_shown() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
 
     let missing = cli_env(
@@ -596,14 +573,7 @@ async fn bad_input_and_credentials_fail_clearly_and_passwords_are_never_shown() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_load_run_writes_json_that_agrees_with_the_database() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let dir = TempDir::new();
     let out = Path::new(dir.path()).join("result.json");
     let output = cli_env(

@@ -1108,14 +1108,7 @@ async fn while_mailpit_is_down_sms_goes_on_and_every_email_arrives_once_it_is_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notifiers_killed_mid_burst_still_send_every_notification_once() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     // The child processes get their settings from the environment `process` builds, which has
     // the SMS base URL but not the credentials: the recorder expects the defaults.
     let defaults = Settings::default();
@@ -1387,14 +1380,7 @@ impl Drop for LoggedNotifier {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_events_and_notifier_logs_carry_no_personal_data() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let recorder = SmsRecorder::start().await;
     let logs = std::env::temp_dir().join(format!("citaflow-notifier-logs-{}", app.id));
     std::fs::create_dir_all(&logs).unwrap();

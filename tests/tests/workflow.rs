@@ -53,14 +53,7 @@ async fn hold_doctor_lock(app: &TestApp, doctor: Uuid) -> PgConnection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_requests_for_one_slot_confirm_exactly_one() {
-    let mut app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let mut app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     app.spawn_processor().await;
     let d = app.directory().await;
     let start = in_hours(24);
@@ -112,16 +105,10 @@ async fn two_hundred_concurrent_requests_for_one_slot_confirm_exactly_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_holds() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |s| {
-            s.database.statement_timeout_ms = 400;
-            s.topics.retry_delays_ms = vec![500, 3_000];
-        },
-    )
+    let app = TestApp::spawn_with(Services::no_email(), |s| {
+        s.database.statement_timeout_ms = 400;
+        s.topics.retry_delays_ms = vec![500, 3_000];
+    })
     .await;
     let slow = app.directory().await;
     let others: Vec<Directory> = join_all((0..3).map(|_| app.directory())).await;
@@ -330,15 +317,7 @@ async fn past_the_last_attempt_commands_are_dead_lettered_rejected_and_can_be_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let directories: Vec<Directory> = join_all((0..40).map(|_| app.directory())).await;
     let mut processor = ServiceProcess::start("booking-processor", &app.settings);
 
@@ -433,14 +412,7 @@ use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let d = app.directory().await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &app.settings.kafka.bootstrap_servers)
@@ -486,15 +458,9 @@ async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefer_wait_answers_the_outcome_or_202_in_time() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |s| {
-            s.database.statement_timeout_ms = 400;
-        },
-    )
+    let app = TestApp::spawn_with(Services::no_email(), |s| {
+        s.database.statement_timeout_ms = 400;
+    })
     .await;
     let d = app.directory().await;
     let start = in_hours(26);
@@ -558,14 +524,7 @@ async fn prefer_wait_answers_the_outcome_or_202_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_and_reschedule() {
-    let app = TestApp::spawn_with(
-        Services {
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let d = app.directory().await;
     let other_doctor = app.create_doctor().await;
     let start = in_hours(28);
@@ -724,16 +683,9 @@ async fn assert_each_decided_once(app: &TestApp, total: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |s| {
-            s.processor.drain_timeout_ms = 5_000;
-        },
-    )
+    let app = TestApp::spawn_with(Services::api_only(), |s| {
+        s.processor.drain_timeout_ms = 5_000;
+    })
     .await;
     let directories: Vec<Directory> = join_all((0..20).map(|_| app.directory())).await;
     let mut first = ServiceProcess::start("booking-processor", &app.settings);
@@ -760,15 +712,7 @@ async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebalance_mid_burst_loses_and_repeats_nothing() {
-    let app = TestApp::spawn_with(
-        Services {
-            processor: false,
-            email: false,
-            ..Services::default()
-        },
-        |_| {},
-    )
-    .await;
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let directories: Vec<Directory> = join_all((0..30).map(|_| app.directory())).await;
     let _first = ServiceProcess::start("booking-processor", &app.settings);
     let total = 900;

@@ -50,6 +50,28 @@ pub fn message_id(event_id: Uuid, domain: &str) -> String {
 pub struct EmailChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The mail system's message search, when there is one (`smtp.message_log_url`).
+    log: Option<MessageLog>,
+}
+
+/// A mail system's message search in Mailpit's API shape: `GET {base}/api/v1/search?query=…`
+/// answers `{"messages": [{"MessageID": …}, …]}`. SMTP itself cannot tell whether a message
+/// whose sender died mid-send was taken; the server's own record can.
+#[derive(Clone)]
+struct MessageLog {
+    http: reqwest::Client,
+    search_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    messages: Vec<FoundMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FoundMessage {
+    #[serde(rename = "MessageID")]
+    message_id: String,
 }
 
 impl EmailChannel {
@@ -77,10 +99,83 @@ impl EmailChannel {
             .from
             .parse()
             .context("smtp.from is not a valid mailbox")?;
+        let log = match settings
+            .message_log_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            None => None,
+            Some(url) => {
+                let base = reqwest::Url::parse(url).context("smtp.message_log_url is not a URL")?;
+                Some(MessageLog {
+                    http: reqwest::Client::builder()
+                        .timeout(Duration::from_millis(settings.timeout_ms))
+                        .build()
+                        .context("building the message log's HTTP client")?,
+                    search_url: format!("{}/api/v1/search", base.as_str().trim_end_matches('/')),
+                })
+            }
+        };
         Ok(Self {
             transport: builder.build(),
             from,
+            log,
         })
+    }
+
+    /// Whether a message log is configured: without one, an email in doubt is sent again.
+    pub fn has_message_log(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// Looks for the email of `event_id` in the mail system's message log, answering its
+    /// Message-ID when it is there. Used only when an earlier attempt may have delivered it;
+    /// without a log (or a log that cannot search) it answers `Ok(None)` and the email is sent
+    /// again with the same Message-ID: at least once rather than never.
+    pub async fn find_sent(&self, event_id: Uuid) -> Result<Option<String>, SendError> {
+        let Some(log) = &self.log else {
+            return Ok(None);
+        };
+        let message_id = self.message_id(event_id);
+        let bare = message_id.trim_start_matches('<').trim_end_matches('>');
+        let response = log
+            .http
+            .get(&log.search_url)
+            .query(&[
+                ("query", format!("message-id:\"{bare}\"")),
+                ("limit", "10".into()),
+            ])
+            .send()
+            .await
+            .map_err(|e| {
+                SendError::NotSent(format!(
+                    "message log unreachable: {}",
+                    redact(&e.without_url().to_string())
+                ))
+            })?;
+        let status = response.status();
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(SendError::NotSent(format!(
+                "message log answered {}",
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
+            tracing::warn!(
+                status = status.as_u16(),
+                "the message log cannot search; sending the email again"
+            );
+            return Ok(None);
+        }
+        let found: SearchResult = response
+            .json()
+            .await
+            .map_err(|e| SendError::NotSent(format!("unreadable message search: {e}")))?;
+        Ok(found
+            .messages
+            .iter()
+            .any(|m| m.message_id.trim_start_matches('<').trim_end_matches('>') == bare)
+            .then_some(message_id))
     }
 
     /// The sender's address (the calendar event's organizer).

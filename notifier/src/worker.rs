@@ -238,12 +238,29 @@ impl Worker {
         let started = std::time::Instant::now();
         let sent = match (&self.sender, &address) {
             (Sender::Email(email), Address::Email { to, name }) => {
-                if in_doubt {
-                    tracing::warn!(
-                        "an earlier attempt may have delivered this email; sending it again with the same Message-ID"
-                    );
+                let already = if in_doubt {
+                    email.find_sent(event_id).await
+                } else {
+                    Ok(None)
+                };
+                match already {
+                    Ok(Some(message_id)) => {
+                        count(channel, "reconciled");
+                        tracing::warn!(%message_id, "an earlier attempt had delivered this email; not sending it again");
+                        Ok(message_id)
+                    }
+                    Ok(None) => {
+                        if in_doubt {
+                            tracing::warn!(
+                                searched = email.has_message_log(),
+                                "an earlier attempt may have delivered this email; sending it again with the same Message-ID"
+                            );
+                        }
+                        doubt_remains = !email.has_message_log() && in_doubt;
+                        email.send(event_id, to, name, &message).await
+                    }
+                    Err(e) => Err(e),
                 }
-                email.send(event_id, to, name, &message).await
             }
             (Sender::Sms(sms), Address::Phone(phone)) => {
                 let already = if in_doubt {

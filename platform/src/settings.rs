@@ -493,6 +493,12 @@ pub struct SmtpSettings {
     pub from: String,
     #[serde(deserialize_with = "lenient::number")]
     pub timeout_ms: u64,
+    /// Base URL of the mail system's message search (Mailpit's API shape:
+    /// `GET {url}/api/v1/search?query=message-id:…`). When an earlier attempt may have
+    /// delivered an email (its sender died or lost the connection after handing it over), the
+    /// notifier looks for the email's Message-ID there before sending it again. Unset: the
+    /// email is sent again with the same Message-ID.
+    pub message_log_url: Option<String>,
 }
 
 impl Default for SmtpSettings {
@@ -505,6 +511,7 @@ impl Default for SmtpSettings {
             password: None,
             from: "Citaflow <citas@citaflow.local>".into(),
             timeout_ms: 10_000,
+            message_log_url: None,
         }
     }
 }

@@ -193,6 +193,7 @@ impl TestApp {
         settings.registry.url = stack.registry.clone();
         settings.smtp.host = stack.smtp_host.clone();
         settings.smtp.port = stack.smtp_port;
+        settings.smtp.message_log_url = Some(stack.mailpit.clone());
         if let Some(proxy) = &smtp_proxy {
             settings.smtp.host = "127.0.0.1".into();
             settings.smtp.port = proxy.port;

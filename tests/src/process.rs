@@ -97,6 +97,9 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
             token.expose_secret().to_owned(),
         ));
     }
+    if let Some(url) = &settings.smtp.message_log_url {
+        env.push(("CITAFLOW__SMTP__MESSAGE_LOG_URL", url.clone()));
+    }
     if let Some(user) = &settings.smtp.username {
         env.push(("CITAFLOW__SMTP__USERNAME", user.clone()));
     }

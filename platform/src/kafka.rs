@@ -23,7 +23,10 @@ pub fn base_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("client.id", client_id)
-        .set("security.protocol", &settings.security_protocol);
+        .set("security.protocol", &settings.security_protocol)
+        // TCP_NODELAY, as the Java client sets it: small requests go out when written instead
+        // of waiting behind an unacknowledged one (Nagle's algorithm).
+        .set("socket.nagle.disable", "true");
     if let Some(mechanism) = &settings.sasl_mechanism {
         config.set("sasl.mechanism", mechanism);
     }

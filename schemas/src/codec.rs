@@ -54,7 +54,9 @@ pub struct AvroCodec<T> {
     registry: RegistryClient,
     subject: String,
     schema: Arc<Schema>,
-    id: OnceCell<u32>,
+    /// Shared by every clone: handlers clone their state per request or per partition, and a
+    /// clone made before the first encode must not register the schema again on its own.
+    id: Arc<OnceCell<u32>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -78,7 +80,7 @@ impl<T: AvroRecord> AvroCodec<T> {
             registry,
             subject: value_subject(topic),
             schema: Arc::new(schema),
-            id: OnceCell::new(),
+            id: Arc::new(OnceCell::new()),
             _type: PhantomData,
         }
     }
@@ -164,5 +166,16 @@ mod tests {
             Err(DecodeError::NotWireFormat(_))
         ));
         assert!(!DecodeError::NotWireFormat("x").is_transient());
+    }
+
+    #[test]
+    fn clones_share_the_schema_id() {
+        let registry =
+            RegistryClient::new("http://127.0.0.1:9", std::time::Duration::from_secs(1)).unwrap();
+        let codec = AvroCodec::<crate::BookingCommand>::new(registry, "booking.requests");
+        // Cloned before the id is known, as per-request state is.
+        let clone = codec.clone();
+        codec.id.set(42).unwrap();
+        assert_eq!(clone.id.get(), Some(&42));
     }
 }

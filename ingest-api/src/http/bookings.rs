@@ -285,6 +285,7 @@ async fn accept_new(
 ) -> Result<(), ApiError> {
     let command_id = Uuid::new_v4();
     let requested_at = Utc::now();
+    let started = std::time::Instant::now();
     // The pending row is visible at once (a GET right after the 202 finds it) but is committed
     // without waiting for the WAL flush: it only mirrors the command, which Kafka keeps durably.
     // If PostgreSQL crashed within the flush delay, the processor recreates the row when it
@@ -311,6 +312,8 @@ async fn accept_new(
     .bind(user.user_id)
     .execute(&state.pool)
     .await?;
+    metrics::histogram!("citaflow_api_stage_seconds", "stage" => "pending_insert")
+        .record(started.elapsed().as_secs_f64());
 
     let command = BookingCommand {
         command_id: command_id.to_string(),
@@ -326,7 +329,11 @@ async fn accept_new(
         requested_by: Some(user.user_id.to_string()),
         requested_at: requested_at.timestamp_millis(),
     };
-    if let Err(err) = publish(state, &command).await {
+    let started = std::time::Instant::now();
+    let published = publish(state, &command).await;
+    metrics::histogram!("citaflow_api_stage_seconds", "stage" => "publish")
+        .record(started.elapsed().as_secs_f64());
+    if let Err(err) = published {
         close_unpublished(state, booking_id).await;
         return Err(err);
     }

@@ -173,7 +173,7 @@ impl Settings {
         if self.kafka.bootstrap_servers.trim().is_empty() {
             bail!("kafka.bootstrap_servers must not be empty");
         }
-        if self.topics.retry_delays_ms.iter().any(|d| *d == 0) {
+        if self.topics.retry_delays_ms.contains(&0) {
             bail!("topics.retry_delays_ms must be positive");
         }
         if self.topics.retry_delays_ms.windows(2).any(|w| w[0] > w[1]) {
@@ -331,7 +331,7 @@ impl TopicSettings {
 
 /// `1000` → `1s`, `1500` → `1500ms`.
 pub fn delay_label(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -255,7 +255,11 @@ struct SmtpClient {
     timeout: Duration,
     hello: ClientId,
     connection: tokio::sync::Mutex<Option<AsyncSmtpConnection>>,
+    last_used: std::sync::Mutex<std::time::Instant>,
 }
+
+/// How long a connection may sit unused before it is checked with NOOP before a message.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 impl SmtpClient {
     fn new(settings: &SmtpSettings) -> anyhow::Result<Self> {
@@ -277,14 +281,17 @@ impl SmtpClient {
             timeout: Duration::from_millis(settings.timeout_ms),
             hello: ClientId::default(),
             connection: tokio::sync::Mutex::new(None),
+            last_used: std::sync::Mutex::new(std::time::Instant::now()),
         })
     }
 
     /// Sends one message; any failure closes the connection (the next send opens another).
     async fn send(&self, email: &Message) -> Result<(), SendError> {
         let mut connection = self.connection.lock().await;
+        // A connection idle for a while may have been closed by the server: NOOP first.
+        let idle = self.last_used.lock().expect("last_used lock").elapsed() > IDLE_CHECK;
         if let Some(open) = connection.as_mut()
-            && (open.has_broken() || !open.test_connected().await)
+            && (open.has_broken() || (idle && !open.test_connected().await))
         {
             *connection = None;
         }
@@ -297,6 +304,7 @@ impl SmtpClient {
             open.send(email.envelope(), &email.formatted()),
         )
         .await;
+        *self.last_used.lock().expect("last_used lock") = std::time::Instant::now();
         let result = match sent {
             Ok(Ok(_)) => return Ok(()),
             Err(_) => Err(SendError::InDoubt(format!(

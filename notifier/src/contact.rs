@@ -44,49 +44,44 @@ pub async fn resolve(
     ids: EventIds,
     default_lang: Lang,
 ) -> Result<Option<Recipient>, sqlx::Error> {
-    let Some(patient) =
-        sqlx::query("SELECT name, email, phone, language FROM patients WHERE id = $1")
-            .bind(ids.patient_id)
-            .fetch_optional(pool)
-            .await?
+    // One round trip for the patient, the center and the doctor.
+    let Some(row) = sqlx::query(
+        "SELECT p.name, p.email, p.phone, p.language,
+                c.name AS center_name, c.address AS center_address,
+                c.timezone AS center_timezone, c.language AS center_language,
+                (SELECT d.name FROM doctors d WHERE d.id = $3) AS doctor_name
+           FROM patients p LEFT JOIN centers c ON c.id = $2
+          WHERE p.id = $1",
+    )
+    .bind(ids.patient_id)
+    .bind(ids.center_id)
+    .bind(ids.doctor_id)
+    .fetch_optional(pool)
+    .await?
     else {
         return Ok(None);
     };
-    let center = sqlx::query("SELECT name, address, timezone, language FROM centers WHERE id = $1")
-        .bind(ids.center_id)
-        .fetch_optional(pool)
-        .await?;
-    let doctor_name: Option<String> = sqlx::query_scalar("SELECT name FROM doctors WHERE id = $1")
-        .bind(ids.doctor_id)
-        .fetch_optional(pool)
-        .await?;
     let history = history(pool, ids.booking_id, ids.previous_booking_id).await?;
 
-    let patient_lang: Option<String> = patient.try_get("language")?;
-    let center_lang: Option<String> = center
-        .as_ref()
-        .map(|c| c.try_get("language"))
-        .transpose()?
-        .flatten();
+    let patient_lang: Option<String> = row.try_get("language")?;
+    let center_lang: Option<String> = row.try_get("center_language")?;
     let lang = patient_lang
         .as_deref()
         .and_then(Lang::parse)
         .or_else(|| center_lang.as_deref().and_then(Lang::parse))
         .unwrap_or(default_lang);
-    let time_zone = center
-        .as_ref()
-        .map(|c| c.try_get::<String, _>("timezone"))
-        .transpose()?
+    let time_zone = row
+        .try_get::<Option<String>, _>("center_timezone")?
         .and_then(|tz| tz.parse().ok())
         .unwrap_or(chrono_tz::Europe::Madrid);
     Ok(Some(Recipient {
-        email: patient.try_get("email")?,
-        phone: patient.try_get("phone")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
         context: Context {
-            patient_name: patient.try_get("name")?,
-            doctor_name,
-            center_name: center.as_ref().map(|c| c.try_get("name")).transpose()?,
-            center_address: center.as_ref().map(|c| c.try_get("address")).transpose()?,
+            patient_name: row.try_get("name")?,
+            doctor_name: row.try_get("doctor_name")?,
+            center_name: row.try_get("center_name")?,
+            center_address: row.try_get("center_address")?,
             time_zone,
             lang,
             previous_starts_at: history.previous_starts_at,

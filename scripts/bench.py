@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -215,6 +216,46 @@ def pending_count(e):
                     "SELECT count(*) FROM appointments WHERE status = 'pending'"]).strip())
 
 
+def notifier_lag(e):
+    """Events the email notifier has still to handle (its consumer lag), None if unknown."""
+    url = e.get("CITAFLOW_DEV_NOTIFIER_EMAIL_URL")
+    if not url:
+        return None
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=3) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    lags = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("citaflow_consumer_lag{")]
+    return sum(lags) if lags else None
+
+
+def cpu_busy(seconds=2.0):
+    """Share of the machine's CPU time that was busy over the next `seconds`."""
+    def sample():
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return idle, sum(fields)
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def settle(e, limit=180):
+    """Waits until the platform is at rest before a step: the notifier has caught up with
+    earlier steps (bookings are already drained by load_step) and the machine is mostly idle
+    again (after a saturating step PostgreSQL's autovacuum and checkpoints, Kafka's segment
+    work and the JVMs' collections run on for a while)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if not notifier_lag(e) and cpu_busy() < 0.25:
+            return
+        time.sleep(0.5)
+    log(f"  not at rest after {limit}s (notifier lag {notifier_lag(e)}, CPU {100 * cpu_busy():.0f} % busy); going on")
+
+
 def load_step(e, rate, seconds, concurrency):
     """One step of `citaflow load`; answers its report and the decisions/s the platform made
     while it ran (counted in the database)."""
@@ -396,12 +437,16 @@ def main():
     postgres = postgres_ceiling(e, partitions, 3 if args.short else 20)
     log(f"  {postgres['decisions_per_s']:.0f} decisions/s")
 
-    # Warm up (connections, caches, the JVMs' JIT) with a short step that is not recorded.
-    log("warm-up at 50/s")
-    load_step(e, 50, 2 if args.short else 8, 64)
+    # Warm up (connections, caches, the JVMs' JIT) with steps that are not recorded: Kafka's
+    # broker needs tens of seconds of traffic before its produce latency settles (measured:
+    # HTTP p99 at 200/s of 34 ms right after a short warm-up, 8-9 ms once warm).
+    for rate, seconds in ([(50, 2)] if args.short else [(50, 10), (100, 15), (200, 15)]):
+        log(f"warm-up at {rate}/s for {seconds}s (not recorded)")
+        load_step(e, rate, seconds, 64)
 
     steps = []
     for rate in rates:
+        settle(e)
         log(f"Citaflow at {rate}/s for {step_seconds}s")
         with Sampler(services) as sampler:
             report = load_step(e, rate, step_seconds, max(64, rate // 2))
@@ -424,6 +469,7 @@ def main():
     half = best["offered_rate"] / 2 if best else 0
     if best:
         half_rate = max(1, round(half))
+        settle(e)
         log(f"Citaflow at half the sustained rate, {half_rate}/s for {step_seconds}s")
         with Sampler(services) as sampler:
             report = load_step(e, half_rate, step_seconds, max(64, half_rate // 2))

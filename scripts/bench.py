@@ -446,7 +446,7 @@ def main():
 
     steps = []
     for rate in rates:
-        settle(e)
+        settle(e, limit=15 if args.short else 180)
         log(f"Citaflow at {rate}/s for {step_seconds}s")
         with Sampler(services) as sampler:
             report = load_step(e, rate, step_seconds, max(64, rate // 2))
@@ -469,7 +469,7 @@ def main():
     half = best["offered_rate"] / 2 if best else 0
     if best:
         half_rate = max(1, round(half))
-        settle(e)
+        settle(e, limit=15 if args.short else 180)
         log(f"Citaflow at half the sustained rate, {half_rate}/s for {step_seconds}s")
         with Sampler(services) as sampler:
             report = load_step(e, half_rate, step_seconds, max(64, half_rate // 2))

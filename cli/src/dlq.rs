@@ -97,10 +97,10 @@ fn read_to_end(
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(message)) => {
                 let message = message.detach();
-                if let Some(end) = ends.get(&message.partition()) {
-                    if message.offset() + 1 >= *end {
-                        ends.remove(&message.partition());
-                    }
+                if let Some(end) = ends.get(&message.partition())
+                    && message.offset() + 1 >= *end
+                {
+                    ends.remove(&message.partition());
                 }
                 records.push(message);
             }

@@ -113,10 +113,9 @@ pub(crate) fn emit(text: &str) {
     if let Err(err) = stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
+        && err.kind() != ErrorKind::BrokenPipe
     {
-        if err.kind() != ErrorKind::BrokenPipe {
-            eprintln!("error: writing the output: {err}");
-        }
+        eprintln!("error: writing the output: {err}");
     }
 }
 

@@ -515,16 +515,16 @@ async fn list_bookings(
         .as_deref()
         .map(|v| parse_bound("to", v, true))
         .transpose()?;
-    if let Some(status) = &filter.status {
-        if !matches!(
+    if let Some(status) = &filter.status
+        && !matches!(
             status.as_str(),
             "pending" | "confirmed" | "rejected" | "cancelled"
-        ) {
-            return Err(ApiError::validation(
-                "status",
-                "must be pending, confirmed, rejected or cancelled",
-            ));
-        }
+        )
+    {
+        return Err(ApiError::validation(
+            "status",
+            "must be pending, confirmed, rejected or cancelled",
+        ));
     }
     // Ties broken by id, so pages are stable.
     let order_by = match filter.sort.as_deref() {

@@ -284,6 +284,8 @@ def summarize_step(rate, report, resources):
     summary = report["summary"]
     http = report["latency_ms"]["all"]
     final = report.get("to_final", {}).get("client_ms") or {}
+    if not final.get("count"):
+        final = {}  # no request of this step was followed: no figure, rather than 0 ms
     window = summary["send_window_secs"] or 1
     return {
         "offered_rate": rate,

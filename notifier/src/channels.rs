@@ -123,44 +123,19 @@ impl EmailChannel {
             return Ok(None);
         };
         let message_id = self.message_id(event_id);
-        let bare = message_id.trim_start_matches('<').trim_end_matches('>');
-        let response = log
-            .http
-            .get(&log.search_url)
-            .query(&[
-                ("query", format!("message-id:\"{bare}\"")),
-                ("limit", "10".into()),
-            ])
-            .send()
-            .await
-            .map_err(|e| {
-                SendError::NotSent(format!(
-                    "message log unreachable: {}",
-                    redact(&e.without_url().to_string())
-                ))
-            })?;
-        let status = response.status();
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::NotSent(format!(
-                "message log answered {}",
-                status.as_u16()
-            )));
-        }
-        if !status.is_success() {
-            tracing::warn!(
-                status = status.as_u16(),
-                "the message log cannot search; sending the email again"
-            );
+        let bare = |id: &str| id.trim_start_matches('<').trim_end_matches('>').to_owned();
+        let wanted = bare(&message_id);
+        let request = log.http.get(&log.search_url).query(&[
+            ("query", format!("message-id:\"{wanted}\"")),
+            ("limit", "10".into()),
+        ]);
+        let Some(found) = query_log::<SearchResult>(request, "message log").await? else {
             return Ok(None);
-        }
-        let found: SearchResult = response
-            .json()
-            .await
-            .map_err(|e| SendError::NotSent(format!("unreadable message search: {e}")))?;
+        };
         Ok(found
             .messages
             .iter()
-            .any(|m| m.message_id.trim_start_matches('<').trim_end_matches('>') == bare)
+            .any(|m| bare(&m.message_id) == wanted)
             .then_some(message_id))
     }
 
@@ -498,7 +473,7 @@ impl SmsChannel {
                 Err(_) => Ok(String::new()),
             };
         }
-        let reason = provider_error(status, response).await;
+        let reason = provider_error("SMS provider", status, response).await;
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             Err(SendError::NotSent(reason))
         } else {
@@ -516,36 +491,14 @@ impl SmsChannel {
         body: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<String>, SendError> {
-        let response = self
-            .request(self.http.get(&self.url))
-            .query(&[
-                ("To", to.as_str()),
-                ("From", self.from.as_str()),
-                ("PageSize", "100"),
-            ])
-            .send()
-            .await
-            .map_err(|e| {
-                SendError::NotSent(format!(
-                    "SMS provider unreachable: {}",
-                    redact(&e.without_url().to_string())
-                ))
-            })?;
-        let status = response.status();
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(SendError::NotSent(provider_error(status, response).await));
-        }
-        if !status.is_success() {
-            tracing::warn!(
-                status = status.as_u16(),
-                "the SMS provider cannot list messages; sending again"
-            );
+        let request = self.request(self.http.get(&self.url)).query(&[
+            ("To", to.as_str()),
+            ("From", self.from.as_str()),
+            ("PageSize", "100"),
+        ]);
+        let Some(list) = query_log::<MessageList>(request, "SMS provider").await? else {
             return Ok(None);
-        }
-        let list: MessageList = response
-            .json()
-            .await
-            .map_err(|e| SendError::NotSent(format!("unreadable message list: {e}")))?;
+        };
         let since = since - chrono::Duration::minutes(5);
         Ok(list
             .messages
@@ -561,26 +514,59 @@ impl SmsChannel {
     }
 }
 
+/// Asks a provider's record of what it sent (`what` names the provider in errors). `Ok(None)`
+/// when it cannot answer (a 4xx): the caller then sends again, at least once rather than never.
+async fn query_log<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<Option<T>, SendError> {
+    let response = request.send().await.map_err(|e| {
+        SendError::NotSent(format!(
+            "{what} unreachable: {}",
+            redact(&e.without_url().to_string())
+        ))
+    })?;
+    let status = response.status();
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(SendError::NotSent(
+            provider_error(what, status, response).await,
+        ));
+    }
+    if !status.is_success() {
+        tracing::warn!(
+            status = status.as_u16(),
+            provider = what,
+            "the provider cannot search what it sent; sending again"
+        );
+        return Ok(None);
+    }
+    response
+        .json()
+        .await
+        .map(Some)
+        .map_err(|e| SendError::NotSent(format!("unreadable answer from the {what}: {e}")))
+}
+
 /// `SMS provider answered 400 (code 21211): The 'To' number [phone] is not a valid phone number.`
-async fn provider_error(status: reqwest::StatusCode, response: reqwest::Response) -> String {
+async fn provider_error(
+    what: &str,
+    status: reqwest::StatusCode,
+    response: reqwest::Response,
+) -> String {
     let body = response.text().await.unwrap_or_default();
     match serde_json::from_str::<ProviderError>(&body) {
         Ok(ProviderError { code, message }) => {
             let code = code.map(|c| format!(" (code {c})")).unwrap_or_default();
             let message: String = message.unwrap_or_default().chars().take(200).collect();
             format!(
-                "SMS provider answered {}{code}: {}",
+                "{what} answered {}{code}: {}",
                 status.as_u16(),
                 redact(&message)
             )
         }
         Err(_) => {
             let body: String = body.chars().take(200).collect();
-            format!(
-                "SMS provider answered {}: {}",
-                status.as_u16(),
-                redact(&body)
-            )
+            format!("{what} answered {}: {}", status.as_u16(), redact(&body))
         }
     }
 }

@@ -236,52 +236,38 @@ impl Worker {
         // Stays true until this attempt learns that no earlier one delivered.
         let mut doubt_remains = in_doubt;
         let started = std::time::Instant::now();
-        let sent = match (&self.sender, &address) {
-            (Sender::Email(email), Address::Email { to, name }) => {
-                let already = if in_doubt {
-                    email.find_sent(event_id).await
-                } else {
-                    Ok(None)
-                };
-                match already {
-                    Ok(Some(message_id)) => {
-                        count(channel, "reconciled");
-                        tracing::warn!(%message_id, "an earlier attempt had delivered this email; not sending it again");
-                        Ok(message_id)
-                    }
-                    Ok(None) => {
-                        if in_doubt {
-                            tracing::warn!(
-                                searched = email.has_message_log(),
-                                "an earlier attempt may have delivered this email; sending it again with the same Message-ID"
-                            );
-                        }
-                        doubt_remains = !email.has_message_log() && in_doubt;
-                        email.send(event_id, to, name, &message).await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+        // An earlier attempt may have delivered: the provider's own record is asked first.
+        let (already, searched) = match (&self.sender, &address) {
+            (_, _) if !in_doubt => (Ok(None), false),
+            (Sender::Email(email), _) => (email.find_sent(event_id).await, email.has_message_log()),
             (Sender::Sms(sms), Address::Phone(phone)) => {
-                let already = if in_doubt {
-                    sms.find_sent(phone, &message.sms, since).await
-                } else {
-                    Ok(None)
-                };
-                match already {
-                    Ok(Some(sid)) => {
-                        count(channel, "reconciled");
-                        tracing::warn!(provider_sid = %sid, "an earlier attempt had delivered this SMS; not sending it again");
-                        Ok(sid)
-                    }
-                    Ok(None) => {
-                        doubt_remains = false;
-                        sms.send(phone, &message).await
-                    }
-                    Err(e) => Err(e),
-                }
+                (sms.find_sent(phone, &message.sms, since).await, true)
             }
             _ => unreachable!("the address matches the channel"),
+        };
+        let sent = match already {
+            Ok(Some(reference)) => {
+                count(channel, "reconciled");
+                tracing::warn!(provider_reference = %reference, "an earlier attempt had delivered this notification; not sending it again");
+                Ok(reference)
+            }
+            Err(e) => Err(e),
+            Ok(None) => {
+                if searched {
+                    doubt_remains = false;
+                } else if in_doubt {
+                    tracing::warn!(
+                        "an earlier attempt may have delivered this email; sending it again with the same Message-ID"
+                    );
+                }
+                match (&self.sender, &address) {
+                    (Sender::Email(email), Address::Email { to, name }) => {
+                        email.send(event_id, to, name, &message).await
+                    }
+                    (Sender::Sms(sms), Address::Phone(phone)) => sms.send(phone, &message).await,
+                    _ => unreachable!("the address matches the channel"),
+                }
+            }
         };
         metrics::histogram!("citaflow_notification_send_seconds", "channel" => channel)
             .record(started.elapsed().as_secs_f64());

@@ -166,15 +166,14 @@ where
             .verify(token.trim())
             .ok_or(ApiError::Unauthorized)?;
         // A deactivated user's tokens stop working at once.
-        let started = std::time::Instant::now();
-        let active: Option<bool> =
+        let active: Option<bool> = super::timed(
+            "auth_active_check",
             sqlx::query_scalar("SELECT active FROM users WHERE id = $1 AND role = $2")
                 .bind(claims.sub)
                 .bind(claims.role.as_str())
-                .fetch_optional(&state.pool)
-                .await?;
-        metrics::histogram!("citaflow_api_stage_seconds", "stage" => "auth_active_check")
-            .record(started.elapsed().as_secs_f64());
+                .fetch_optional(&state.pool),
+        )
+        .await?;
         if active != Some(true) {
             return Err(ApiError::Unauthorized);
         }

@@ -285,35 +285,35 @@ async fn accept_new(
 ) -> Result<(), ApiError> {
     let command_id = Uuid::new_v4();
     let requested_at = Utc::now();
-    let started = std::time::Instant::now();
     // The pending row is visible at once (a GET right after the 202 finds it) but is committed
     // without waiting for the WAL flush: it only mirrors the command, which Kafka keeps durably.
     // If PostgreSQL crashed within the flush delay, the processor recreates the row when it
     // decides the command (its write is an upsert). `set_config(.., true)` scopes the setting
     // to this statement's own transaction, in one round trip.
-    sqlx::query(
-        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-                                   ends_at, reason, status, previous_booking_id, requested_at,
-                                   requested_by)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11
-           FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
-         ON CONFLICT (id) DO NOTHING",
+    super::timed(
+        "pending_insert",
+        sqlx::query(
+            "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
+                                       ends_at, reason, status, previous_booking_id, requested_at,
+                                       requested_by)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11
+               FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(booking_id)
+        .bind(command_id)
+        .bind(request.doctor_id)
+        .bind(request.patient_id)
+        .bind(request.center_id)
+        .bind(request.starts_at)
+        .bind(request.ends_at)
+        .bind(&request.reason)
+        .bind(previous_booking_id)
+        .bind(requested_at)
+        .bind(user.user_id)
+        .execute(&state.pool),
     )
-    .bind(booking_id)
-    .bind(command_id)
-    .bind(request.doctor_id)
-    .bind(request.patient_id)
-    .bind(request.center_id)
-    .bind(request.starts_at)
-    .bind(request.ends_at)
-    .bind(&request.reason)
-    .bind(previous_booking_id)
-    .bind(requested_at)
-    .bind(user.user_id)
-    .execute(&state.pool)
     .await?;
-    metrics::histogram!("citaflow_api_stage_seconds", "stage" => "pending_insert")
-        .record(started.elapsed().as_secs_f64());
 
     let command = BookingCommand {
         command_id: command_id.to_string(),
@@ -329,11 +329,7 @@ async fn accept_new(
         requested_by: Some(user.user_id.to_string()),
         requested_at: requested_at.timestamp_millis(),
     };
-    let started = std::time::Instant::now();
-    let published = publish(state, &command).await;
-    metrics::histogram!("citaflow_api_stage_seconds", "stage" => "publish")
-        .record(started.elapsed().as_secs_f64());
-    if let Err(err) = published {
+    if let Err(err) = super::timed("publish", publish(state, &command)).await {
         close_unpublished(state, booking_id).await;
         return Err(err);
     }

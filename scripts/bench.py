@@ -6,9 +6,10 @@ only on errors, never on timing). Needs the stack from `./dev up` (.run/stack.en
 
 1. Kafka ceiling: Kafka's ProducerPerformance / ConsumerPerformance (same jars as the broker),
    record size of a booking command, acks=all, on a scratch topic shaped like booking.requests.
-2. PostgreSQL ceiling: pgbench running the processor's essential transaction (per-doctor lock,
-   rule lookups, overlap check, insert under the exclusion constraint, event and idempotency
-   rows, notify) across many doctors, at the processor's concurrency (one per partition).
+2. PostgreSQL ceiling: booking-processor's `decision-ceiling`, which calls the processor's own
+   decision code (idempotency probe, per-doctor lock, rule lookups, insert under the exclusion
+   constraint, event and idempotency rows, notify) for random creates across many doctors, at
+   the processor's concurrency (one caller per partition).
 3. Citaflow: `citaflow load` against the running platform, stepping the offered rate up until
    latency or errors break; per step the achieved decided bookings/s, HTTP p50/p99, 202-to-final
    p50/p99/p99.9, and CPU and peak RSS of each service.
@@ -88,40 +89,9 @@ def kafka_ceiling(e, records, record_size, partitions):
 
 
 # ------------------------------------------------------------------------- PostgreSQL ceiling
-PGBENCH_SCRIPT = r"""
-\set d random(1, 500)
-\set slot random(0, 400000)
-BEGIN;
-SELECT 1 FROM processed_commands WHERE command_id = gen_random_uuid();
-SELECT pg_advisory_xact_lock(hashtextextended(:d::text, 7));
-SELECT active FROM doctors WHERE id = ('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid;
-SELECT active FROM centers WHERE id = '00000000-0000-4000-9000-000000000001';
-SELECT status FROM patients WHERE id = '00000000-0000-4000-a000-000000000001';
-INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at, ends_at, status, requested_at, decided_at)
-SELECT gen_random_uuid(), gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid,
-       '00000000-0000-4000-a000-000000000001', '00000000-0000-4000-9000-000000000001',
-       timestamptz '2031-01-01' + :slot * interval '30 minutes', timestamptz '2031-01-01' + (:slot + 1) * interval '30 minutes',
-       'confirmed', now(), now()
- WHERE NOT EXISTS (SELECT 1 FROM appointments
-                    WHERE doctor_id = ('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid AND status = 'confirmed'
-                      AND tstzrange(starts_at, ends_at, '[)') && tstzrange(timestamptz '2031-01-01' + :slot * interval '30 minutes',
-                                                                    timestamptz '2031-01-01' + (:slot + 1) * interval '30 minutes', '[)'));
-INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload, occurred_at)
-VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'CONFIRMED', '{"kind":"CONFIRMED"}', now());
-SELECT pg_notify('citaflow_booking_decided', 'bench');
-INSERT INTO processed_commands (command_id, booking_id, kind) VALUES (gen_random_uuid(), gen_random_uuid(), 'create');
-COMMIT;
-"""
-
-SEED = """
-INSERT INTO centers (id, name, address, timezone) VALUES ('00000000-0000-4000-9000-000000000001', 'Bench', 'x', 'UTC');
-INSERT INTO patients (id, name, status) VALUES ('00000000-0000-4000-a000-000000000001', 'Bench', 'ACTIVE');
-INSERT INTO doctors (id, name, specialty)
-SELECT ('00000000-0000-4000-8000-' || lpad(d::text, 12, '0'))::uuid, 'Doctor ' || d, 'General' FROM generate_series(1, 500) d;
-"""
-
-
 def postgres_ceiling(e, clients, seconds):
+    """The processor's own decision transaction (booking-processor's `decision-ceiling`), run by
+    `clients` concurrent callers against a scratch database for `seconds`."""
     pg = Path(e["CITAFLOW_DEV_PG_BIN"])
     admin = e["CITAFLOW_DEV_ADMIN_DATABASE_URL"]
     db = f"citaflow_bench_{uuid.uuid4().hex[:8]}"
@@ -129,16 +99,14 @@ def postgres_ceiling(e, clients, seconds):
     run([pg / "psql", admin, "-qc", f"CREATE DATABASE {db}"])
     try:
         bin_env = dict(e, CITAFLOW__DATABASE__URL=db_url)
-        run([ROOT / "target" / e["BENCH_PROFILE"] / "ingest-api", "migrate"], env=bin_env)
-        run([pg / "psql", db_url, "-qc", SEED])
-        script = OUT / "decision.sql"
-        script.write_text(PGBENCH_SCRIPT)
-        out = run([pg / "pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script), db_url])
-        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
-        latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        target = ROOT / "target" / e["BENCH_PROFILE"]
+        run([target / "ingest-api", "migrate"], env=bin_env)
+        out = run([target / "decision-ceiling", "--clients", str(clients), "--seconds", str(seconds)], env=bin_env)
+        result = json.loads(out.strip().splitlines()[-1])
     finally:
         subprocess.run([pg / "psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
-    return {"clients": clients, "seconds": seconds, "decisions_per_s": tps, "latency_avg_ms": latency}
+    return {"clients": clients, "seconds": seconds, "decisions_per_s": result["decisions_per_s"],
+            "latency_avg_ms": result["latency_avg_ms"]}
 
 
 # ------------------------------------------------------------------------ service resources
@@ -371,7 +339,7 @@ def markdown(result):
         "| --- | --- | --- |",
         f"| Kafka | ProducerPerformance, {k['records']} records of {k['record_size']} B, acks=all, {k['partitions']} partitions | {k['produce_records_per_s']:.0f} records/s (p99 {k['produce_p99_ms']:.0f} ms) |",
         f"| Kafka | ConsumerPerformance | {k['consume_records_per_s']:.0f} records/s |",
-        f"| PostgreSQL | pgbench, the processor's decision transaction, {p['clients']} clients, {p['seconds']} s | {p['decisions_per_s']:.0f} decisions/s (avg {p['latency_avg_ms']:.1f} ms) |",
+        f"| PostgreSQL | the processor's own decision transaction (decision-ceiling), {p['clients']} clients, {p['seconds']} s | {p['decisions_per_s']:.0f} decisions/s (avg {p['latency_avg_ms']:.1f} ms) |",
         "",
         "## Citaflow, stepping the offered rate",
         "",
@@ -435,7 +403,7 @@ def main():
     log("Kafka ceiling (ProducerPerformance / ConsumerPerformance)")
     kafka = kafka_ceiling(e, 20_000 if args.short else 300_000, 260, partitions)
     log(f"  produce {kafka['produce_records_per_s']:.0f}/s, consume {kafka['consume_records_per_s']:.0f}/s")
-    log("PostgreSQL ceiling (pgbench, decision transaction)")
+    log("PostgreSQL ceiling (the processor's decision transaction)")
     postgres = postgres_ceiling(e, partitions, 3 if args.short else 20)
     log(f"  {postgres['decisions_per_s']:.0f} decisions/s")
 

@@ -2,6 +2,7 @@
 //! failure (dead letter), never a panic.
 
 use chrono::{DateTime, Utc};
+use citaflow_booking_store::NewAppointment;
 use citaflow_schemas::{BookingCommand, BookingCommandKind};
 use uuid::Uuid;
 
@@ -31,6 +32,25 @@ pub struct Create {
     pub reason: Option<String>,
     /// Set when this create is the new half of a reschedule.
     pub previous_booking_id: Option<Uuid>,
+}
+
+impl Create {
+    /// The appointment row this create asks for, as `command` requested it.
+    pub fn appointment<'a>(&'a self, command: &Command) -> NewAppointment<'a> {
+        NewAppointment {
+            id: self.booking_id,
+            command_id: command.command_id,
+            doctor_id: self.doctor_id,
+            patient_id: self.patient_id,
+            center_id: self.center_id,
+            starts_at: self.slot.starts_at,
+            ends_at: self.slot.ends_at,
+            reason: self.reason.as_deref(),
+            previous_booking_id: self.previous_booking_id,
+            requested_by: command.requested_by,
+            requested_at: command.requested_at,
+        }
+    }
 }
 
 /// Cancel `booking_id`.

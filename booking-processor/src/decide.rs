@@ -12,6 +12,8 @@
 //!   commit) keeps its id and consumers de-duplicate it.
 
 use chrono::{DateTime, Utc};
+use citaflow_booking_store::{self as store, Existing, Outcome};
+use citaflow_platform::settings::ProcessorSettings;
 use citaflow_schemas::{BookingEvent, BookingEventKind, BookingStatus};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -26,6 +28,15 @@ use crate::{
 pub struct Rules {
     pub min_duration_minutes: i64,
     pub max_duration_minutes: i64,
+}
+
+impl From<&ProcessorSettings> for Rules {
+    fn from(settings: &ProcessorSettings) -> Self {
+        Self {
+            min_duration_minutes: settings.min_duration_minutes,
+            max_duration_minutes: settings.max_duration_minutes,
+        }
+    }
 }
 
 /// A business rejection: final, never retried.
@@ -105,12 +116,10 @@ async fn record(
     // Wake API requests waiting for these outcomes (`Prefer: wait`); delivered on commit.
     let mut notified = Vec::new();
     for event in &events {
-        if !notified.contains(&event.booking_id) {
-            sqlx::query("SELECT pg_notify('citaflow_booking_decided', $1)")
-                .bind(&event.booking_id)
-                .execute(&mut *conn)
-                .await?;
-            notified.push(event.booking_id.clone());
+        let booking_id = Uuid::parse_str(&event.booking_id).expect("generated");
+        if !notified.contains(&booking_id) {
+            store::notify_decided(&mut *conn, booking_id).await?;
+            notified.push(booking_id);
         }
     }
     sqlx::query(
@@ -355,8 +364,7 @@ fn slot_taken() -> Rejection {
     )
 }
 
-/// Writes the decided state of a new booking. Returns `false` when the booking was already
-/// decided by something else (e.g. cancelled while its command waited in a retry topic).
+/// Writes the decided state of a new booking (see [`store::write_decided`]).
 async fn write_booking(
     conn: &mut PgConnection,
     command: &Command,
@@ -364,46 +372,14 @@ async fn write_booking(
     rejection: Option<&Rejection>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let status = if rejection.is_some() {
-        "rejected"
-    } else {
-        "confirmed"
+    let outcome = match rejection {
+        None => Outcome::Confirmed,
+        Some(r) => Outcome::Rejected {
+            code: r.code,
+            message: &r.message,
+        },
     };
-    let row = sqlx::query(
-        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-             ends_at, reason, status, reason_code, reason_message, previous_booking_id,
-             requested_by, requested_at, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         ON CONFLICT (id) DO UPDATE
-            SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
-                reason_message = EXCLUDED.reason_message, decided_at = EXCLUDED.decided_at,
-                updated_at = now()
-          WHERE appointments.status = 'pending'
-             OR (appointments.status = 'rejected' AND appointments.reason_code = 'retries_exhausted')
-         RETURNING id",
-    )
-    .bind(create.booking_id)
-    .bind(command.command_id)
-    .bind(create.doctor_id)
-    .bind(create.patient_id)
-    .bind(create.center_id)
-    .bind(create.slot.starts_at)
-    .bind(create.slot.ends_at)
-    .bind(&create.reason)
-    .bind(status)
-    .bind(rejection.map(|r| r.code))
-    .bind(rejection.map(|r| r.message.as_str()))
-    .bind(create.previous_booking_id)
-    .bind(command.requested_by)
-    .bind(command.requested_at)
-    .bind(now)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
-}
-
-fn is_overlap(err: &sqlx::Error) -> bool {
-    err.as_database_error().and_then(|e| e.code()).as_deref() == Some("23P01")
+    store::write_decided(conn, &create.appointment(command), outcome, now).await
 }
 
 /// Confirms the booking if every rule passes; the exclusion constraint has the final word.
@@ -426,7 +402,7 @@ async fn try_confirm(
                 .await?;
             Ok((None, written))
         }
-        Err(err) if is_overlap(&err) => {
+        Err(err) if store::is_overlap(&err) => {
             sqlx::query("ROLLBACK TO SAVEPOINT confirm")
                 .execute(&mut *conn)
                 .await?;
@@ -468,63 +444,6 @@ async fn decide_create(
     }
 }
 
-/// The appointment columns a cancel needs.
-struct Existing {
-    status: String,
-    doctor_id: Uuid,
-    patient_id: Uuid,
-    center_id: Uuid,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-}
-
-async fn load_for_update(
-    conn: &mut PgConnection,
-    booking_id: Uuid,
-) -> Result<Option<Existing>, ProcessError> {
-    let row = sqlx::query(
-        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at
-           FROM appointments WHERE id = $1 FOR UPDATE",
-    )
-    .bind(booking_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row
-        .map(|r| -> Result<Existing, sqlx::Error> {
-            Ok(Existing {
-                status: r.try_get("status")?,
-                doctor_id: r.try_get("doctor_id")?,
-                patient_id: r.try_get("patient_id")?,
-                center_id: r.try_get("center_id")?,
-                starts_at: r.try_get("starts_at")?,
-                ends_at: r.try_get("ends_at")?,
-            })
-        })
-        .transpose()?)
-}
-
-async fn mark_cancelled(
-    conn: &mut PgConnection,
-    booking_id: Uuid,
-    code: &str,
-    message: &str,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE appointments
-            SET status = 'cancelled', cancelled_at = $2, reason_code = $3, reason_message = $4,
-                decided_at = COALESCE(decided_at, $2), updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(booking_id)
-    .bind(now)
-    .bind(code)
-    .bind(message)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 fn cancelled_draft(
     booking_id: Uuid,
     existing: &Existing,
@@ -550,15 +469,15 @@ async fn decide_cancel(
     cancel: &Cancel,
     now: DateTime<Utc>,
 ) -> Result<Vec<Draft>, ProcessError> {
-    let Some(existing) = load_for_update(conn, cancel.booking_id).await? else {
+    let Some(existing) = store::lock_existing(conn, cancel.booking_id).await? else {
         return Ok(vec![]);
     };
-    if !matches!(existing.status.as_str(), "pending" | "confirmed") {
+    if !existing.is_active() {
         // Cancelled twice or already rejected: nothing to do, nothing to announce.
         return Ok(vec![]);
     }
     let message = "The appointment was cancelled.";
-    mark_cancelled(
+    store::mark_cancelled(
         conn,
         cancel.booking_id,
         "cancelled_by_request",
@@ -586,7 +505,7 @@ async fn decide_reschedule(
     let previous_id = create
         .previous_booking_id
         .expect("a reschedule names its previous booking");
-    let previous = load_for_update(conn, previous_id).await?;
+    let previous = store::lock_existing(conn, previous_id).await?;
     let reject = |rejection: Rejection| {
         vec![Draft::for_create(
             create,
@@ -596,7 +515,7 @@ async fn decide_reschedule(
         )]
     };
     let previous = match previous {
-        Some(p) if p.status == "confirmed" || p.status == "pending" => p,
+        Some(p) if p.is_active() => p,
         Some(_) => {
             let rejection = Rejection::new(
                 "previous_not_active",
@@ -629,7 +548,7 @@ async fn decide_reschedule(
         .execute(&mut *conn)
         .await?;
     let message = "The appointment was moved to a new time.";
-    mark_cancelled(conn, previous_id, "rescheduled", message, now).await?;
+    store::mark_cancelled(conn, previous_id, "rescheduled", message, now).await?;
     let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
     match rejection {
         None if confirmed => {

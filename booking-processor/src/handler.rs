@@ -71,14 +71,7 @@ impl Handler {
         let record = self
             .commands
             .decode(message.payload().unwrap_or_default())
-            .await
-            .map_err(|e| {
-                if e.is_transient() {
-                    ProcessError::Transient(e.into())
-                } else {
-                    ProcessError::Permanent(e.into())
-                }
-            })?;
+            .await?;
         Command::try_from(&record)
     }
 
@@ -162,13 +155,7 @@ impl Handler {
     /// Publishes events keyed by doctor and waits for every acknowledgement.
     async fn publish(&self, events: &[BookingEvent]) -> Result<(), ProcessError> {
         for event in events {
-            let payload = self.events.encode(event).await.map_err(|e| {
-                if e.is_transient() {
-                    ProcessError::Transient(e.into())
-                } else {
-                    ProcessError::Permanent(e.into())
-                }
-            })?;
+            let payload = self.events.encode(event).await?;
             let record = FutureRecord::to(&self.topology.events)
                 .key(event.doctor_id.as_bytes())
                 .payload(&payload);

@@ -55,10 +55,7 @@ impl Application {
             &settings.registry.url,
             Duration::from_millis(settings.registry.timeout_ms),
         )?;
-        let rules = Rules {
-            min_duration_minutes: settings.processor.min_duration_minutes,
-            max_duration_minutes: settings.processor.max_duration_minutes,
-        };
+        let rules = Rules::from(&settings.processor);
         let handler = Handler::new(
             pool.clone(),
             producer.clone(),

@@ -1,7 +1,7 @@
 //! Wakes requests that wait for a booking's outcome (`Prefer: wait=N`).
 //!
-//! booking-processor sends `NOTIFY citaflow_booking_decided, '<booking id>'` in the transaction
-//! that decides a booking; one listener connection per API process fans the notices out to
+//! booking-processor announces each decided booking on
+//! [`DECIDED_CHANNEL`](citaflow_booking_store::DECIDED_CHANNEL) in the transaction that decides it; one listener connection per API process fans the notices out to
 //! the waiting requests. Waiters also re-read the booking periodically, so a lost connection
 //! only makes them slower, never wrong.
 
@@ -11,12 +11,11 @@ use std::{
     time::Duration,
 };
 
+use citaflow_booking_store as store;
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-pub const CHANNEL: &str = "citaflow_booking_decided";
 
 #[derive(Default)]
 pub struct Outcomes {
@@ -44,13 +43,13 @@ impl Outcomes {
 
     async fn listen(&self, pool: &PgPool, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(CHANNEL).await?;
+        listener.listen(store::DECIDED_CHANNEL).await?;
         loop {
             let notification = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 n = listener.recv() => n?,
             };
-            if let Ok(id) = Uuid::parse_str(notification.payload()) {
+            if let Some(id) = store::decided_booking(notification.payload()) {
                 self.wake(id);
             }
         }

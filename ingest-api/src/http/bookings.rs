@@ -14,6 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Duration, Utc};
+use citaflow_booking_store::{self as store, NewAppointment};
 use citaflow_schemas::{BookingCommand, BookingCommandKind};
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
@@ -285,33 +286,22 @@ async fn accept_new(
 ) -> Result<(), ApiError> {
     let command_id = Uuid::new_v4();
     let requested_at = Utc::now();
-    // The pending row is visible at once (a GET right after the 202 finds it) but is committed
-    // without waiting for the WAL flush: it only mirrors the command, which Kafka keeps durably.
-    // If PostgreSQL crashed within the flush delay, the processor recreates the row when it
-    // decides the command (its write is an upsert). `set_config(.., true)` scopes the setting
-    // to this statement's own transaction, in one round trip.
+    let pending = NewAppointment {
+        id: booking_id,
+        command_id,
+        doctor_id: request.doctor_id,
+        patient_id: request.patient_id,
+        center_id: request.center_id,
+        starts_at: request.starts_at,
+        ends_at: request.ends_at,
+        reason: request.reason.as_deref(),
+        previous_booking_id,
+        requested_by: Some(user.user_id),
+        requested_at,
+    };
     super::timed(
         "pending_insert",
-        sqlx::query(
-            "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-                                       ends_at, reason, status, previous_booking_id, requested_at,
-                                       requested_by)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11
-               FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(booking_id)
-        .bind(command_id)
-        .bind(request.doctor_id)
-        .bind(request.patient_id)
-        .bind(request.center_id)
-        .bind(request.starts_at)
-        .bind(request.ends_at)
-        .bind(&request.reason)
-        .bind(previous_booking_id)
-        .bind(requested_at)
-        .bind(user.user_id)
-        .execute(&state.pool),
+        store::insert_pending(&state.pool, &pending),
     )
     .await?;
 
@@ -345,13 +335,7 @@ async fn accept_new(
 
 /// Produces a command keyed by its doctor, so one doctor's commands stay in order.
 async fn publish(state: &AppState, command: &BookingCommand) -> Result<(), ApiError> {
-    let payload = state.commands.encode(command).await.map_err(|e| {
-        if e.is_transient() {
-            ApiError::Unavailable(e.into())
-        } else {
-            ApiError::Internal(e.into())
-        }
-    })?;
+    let payload = state.commands.encode(command).await?;
     let record = FutureRecord::to(&state.settings.topics.requests)
         .key(command.doctor_id.as_bytes())
         .payload(&payload);
@@ -363,19 +347,9 @@ async fn publish(state: &AppState, command: &BookingCommand) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Marks a booking whose command never reached Kafka as rejected, unless it was decided.
+/// Closes a booking whose command never reached Kafka, unless it was decided meanwhile.
 async fn close_unpublished(state: &AppState, booking_id: Uuid) {
-    let result = sqlx::query(
-        "UPDATE appointments
-            SET status = 'rejected', reason_code = 'not_accepted',
-                reason_message = 'The request could not be queued; it was not processed.',
-                decided_at = now(), updated_at = now()
-          WHERE id = $1 AND status = 'pending'",
-    )
-    .bind(booking_id)
-    .execute(&state.pool)
-    .await;
-    if let Err(err) = result {
+    if let Err(err) = store::close_unpublished(&state.pool, booking_id).await {
         tracing::error!(error = %err, %booking_id, "could not close an unpublished booking");
     }
 }

@@ -10,6 +10,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use citaflow_schemas::EncodeError;
 use serde_json::{Value, json};
 
 /// Everything a handler can answer besides success.
@@ -227,6 +228,18 @@ impl From<QueryRejection> for ApiError {
             code: "invalid_query",
             message: "A query parameter is not valid.".into(),
             details: Some(json!({ "reason": rejection.body_text() })),
+        }
+    }
+}
+
+/// A command that cannot be encoded: the registry may come back (503); a value that does not
+/// fit the schema is our bug (500).
+impl From<EncodeError> for ApiError {
+    fn from(err: EncodeError) -> Self {
+        if err.is_transient() {
+            ApiError::Unavailable(err.into())
+        } else {
+            ApiError::Internal(err.into())
         }
     }
 }

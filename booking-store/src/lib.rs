@@ -1,0 +1,242 @@
+//! The booking's storage: every statement that writes the `appointments` row lives here, so
+//! its state machine reads in one file. ingest-api and booking-processor both call it.
+//!
+//! ```text
+//!            insert_pending            write_decided
+//!  (request) ─────────────► pending ─────────────────► confirmed ──┐ mark_cancelled
+//!                              │   └───────────────► rejected      ├──────────────► cancelled
+//!                              │ close_unpublished      ▲          │
+//!                              └──────► rejected        │ (retries_exhausted may be
+//!                                      (not_accepted)   └  re-decided by a late command)
+//! ```
+//!
+//! - `pending` is written by the API before it publishes the command, so a GET right after the
+//!   202 finds the booking. The insert is idempotent on the booking id.
+//! - The decided write is an upsert: it also recreates a pending row the database lost (the
+//!   pending insert does not wait for the WAL flush), and it only changes a row that is still
+//!   `pending` (or closed `retries_exhausted`), so a decision never overwrites another.
+//! - A confirmed row is guarded by the `appointments_no_overlap` exclusion constraint: a
+//!   violation (SQLSTATE 23P01, [`is_overlap`]) means the slot is taken.
+//! - Every decision sends [`notify_decided`] in its transaction; API requests waiting for the
+//!   outcome (`Prefer: wait`) listen on [`DECIDED_CHANNEL`]. The notice is delivered on commit.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, Row};
+use uuid::Uuid;
+
+/// The PostgreSQL channel on which a decided booking is announced; the payload is its id.
+pub const DECIDED_CHANNEL: &str = "citaflow_booking_decided";
+
+/// What a booking request asks for: the columns every new appointment row starts with.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAppointment<'a> {
+    pub id: Uuid,
+    pub command_id: Uuid,
+    pub doctor_id: Uuid,
+    pub patient_id: Uuid,
+    pub center_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: Option<&'a str>,
+    /// Set when this booking is the new half of a reschedule.
+    pub previous_booking_id: Option<Uuid>,
+    pub requested_by: Option<Uuid>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The outcome the processor writes for a new booking.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    Confirmed,
+    Rejected { code: &'a str, message: &'a str },
+}
+
+/// Records a new booking as `pending` (idempotent on its id).
+///
+/// The row is visible at once but committed without waiting for the WAL flush: it only mirrors
+/// the command, which Kafka keeps durably. If PostgreSQL crashed within the flush delay, the
+/// processor recreates the row when it decides the command ([`write_decided`] is an upsert).
+/// `set_config(.., true)` scopes the setting to this statement's own transaction, in one round
+/// trip.
+pub async fn insert_pending<'c>(
+    db: impl PgExecutor<'c>,
+    booking: &NewAppointment<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
+                                   ends_at, reason, status, previous_booking_id, requested_at,
+                                   requested_by)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11
+           FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(booking.id)
+    .bind(booking.command_id)
+    .bind(booking.doctor_id)
+    .bind(booking.patient_id)
+    .bind(booking.center_id)
+    .bind(booking.starts_at)
+    .bind(booking.ends_at)
+    .bind(booking.reason)
+    .bind(booking.previous_booking_id)
+    .bind(booking.requested_at)
+    .bind(booking.requested_by)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Closes a booking whose command never reached Kafka as `rejected` (`not_accepted`), unless
+/// it was decided meanwhile. Returns whether the row was closed.
+pub async fn close_unpublished<'c>(
+    db: impl PgExecutor<'c>,
+    booking_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE appointments
+            SET status = 'rejected', reason_code = 'not_accepted',
+                reason_message = 'The request could not be queued; it was not processed.',
+                decided_at = now(), updated_at = now()
+          WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(booking_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Writes the decided state of a new booking. Returns `false` when the booking was already
+/// decided by something else (e.g. cancelled while its command waited in a retry topic).
+///
+/// A confirmation may fail with the exclusion constraint ([`is_overlap`]): run it inside a
+/// savepoint to keep the transaction usable.
+pub async fn write_decided(
+    conn: &mut PgConnection,
+    booking: &NewAppointment<'_>,
+    outcome: Outcome<'_>,
+    decided_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let (status, code, message) = match outcome {
+        Outcome::Confirmed => ("confirmed", None, None),
+        Outcome::Rejected { code, message } => ("rejected", Some(code), Some(message)),
+    };
+    let row = sqlx::query(
+        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
+             ends_at, reason, status, reason_code, reason_message, previous_booking_id,
+             requested_by, requested_at, decided_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (id) DO UPDATE
+            SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
+                reason_message = EXCLUDED.reason_message, decided_at = EXCLUDED.decided_at,
+                updated_at = now()
+          WHERE appointments.status = 'pending'
+             OR (appointments.status = 'rejected'
+                 AND appointments.reason_code = 'retries_exhausted')
+         RETURNING id",
+    )
+    .bind(booking.id)
+    .bind(booking.command_id)
+    .bind(booking.doctor_id)
+    .bind(booking.patient_id)
+    .bind(booking.center_id)
+    .bind(booking.starts_at)
+    .bind(booking.ends_at)
+    .bind(booking.reason)
+    .bind(status)
+    .bind(code)
+    .bind(message)
+    .bind(booking.previous_booking_id)
+    .bind(booking.requested_by)
+    .bind(booking.requested_at)
+    .bind(decided_at)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Whether `err` is the exclusion constraint refusing an overlapping confirmed appointment.
+pub fn is_overlap(err: &sqlx::Error) -> bool {
+    err.as_database_error().and_then(|e| e.code()).as_deref() == Some("23P01")
+}
+
+/// The columns a change of an existing booking needs (cancel, the old half of a move).
+#[derive(Debug, Clone)]
+pub struct Existing {
+    pub status: String,
+    pub doctor_id: Uuid,
+    pub patient_id: Uuid,
+    pub center_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl Existing {
+    /// Whether the booking still holds (or may still hold) its slot.
+    pub fn is_active(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "confirmed")
+    }
+}
+
+/// Reads a booking and locks its row until the end of the transaction.
+pub async fn lock_existing(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+) -> Result<Option<Existing>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at
+           FROM appointments WHERE id = $1 FOR UPDATE",
+    )
+    .bind(booking_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(Existing {
+            status: r.try_get("status")?,
+            doctor_id: r.try_get("doctor_id")?,
+            patient_id: r.try_get("patient_id")?,
+            center_id: r.try_get("center_id")?,
+            starts_at: r.try_get("starts_at")?,
+            ends_at: r.try_get("ends_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks a booking `cancelled` with the reason (`cancelled_by_request`, `rescheduled`).
+pub async fn mark_cancelled(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+    code: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE appointments
+            SET status = 'cancelled', cancelled_at = $2, reason_code = $3, reason_message = $4,
+                decided_at = COALESCE(decided_at, $2), updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(booking_id)
+    .bind(now)
+    .bind(code)
+    .bind(message)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Announces that `booking_id` was decided, to whoever listens on [`DECIDED_CHANNEL`]; the
+/// notice is delivered when the surrounding transaction commits.
+pub async fn notify_decided(conn: &mut PgConnection, booking_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(DECIDED_CHANNEL)
+        .bind(booking_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The booking named by a notice on [`DECIDED_CHANNEL`].
+pub fn decided_booking(payload: &str) -> Option<Uuid> {
+    Uuid::parse_str(payload).ok()
+}

@@ -1,0 +1,33 @@
+//! Delivery channels: email ([`EmailChannel`], over its own SMTP connection) and SMS
+//! ([`SmsChannel`], a Twilio-compatible HTTP API).
+//!
+//! Each failure says whether trying again may help and, if so, whether the provider may
+//! already have taken the message (then a retry could deliver it twice, and the worker takes
+//! care: it first looks in the provider's record of what it sent, the mail system's message
+//! log (`smtp.message_log_url`) for email and the Messages API for SMS; an email that cannot
+//! be looked up goes again with the same `Message-ID`). Error texts are redacted: providers
+//! echo addresses and numbers.
+
+mod email;
+mod provider;
+mod sms;
+mod smtp;
+
+pub use email::{EmailChannel, message_id};
+pub use sms::SmsChannel;
+
+/// Why a send failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Never going to work (invalid address, refused by the provider): recorded `failed`.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// Try again later; the provider did not take the message (connection refused, SMTP 4xx
+    /// reply, HTTP 429 or 5xx).
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// Try again later; the provider may have taken the message (connection lost or timed out
+    /// once the message was on its way).
+    #[error("in doubt: {0}")]
+    InDoubt(String),
+}

@@ -12,16 +12,18 @@
 //! - **Exactly once, as far as the providers allow.** Neither SMTP nor Twilio's Messages API
 //!   takes an idempotency key, so a process killed after the provider took a message but
 //!   before the row was closed leaves the row `sending` with no outcome. The next attempt knows
-//!   it is *in doubt* and:
-//!   - email: sends again with the **same `Message-ID`** (`<event-id>.email@<from domain>`)
-//!     and the same content, so the copy is the same message; mail systems that de-duplicate
-//!     on it (Gmail) show it once, others show it twice. The window is not small: an SMTP
-//!     server stores the whole message before it answers the final dot, so a kill during a
-//!     send usually lands in it (the burst test sees one second copy per kill of the email
-//!     notifier). SMTP offers nothing better; a provider with a message log searchable by
-//!     `Message-ID` (Mailgun's events, SendGrid's activity) could be checked like SMS is.
-//!   - SMS: first **looks in the provider's message log** (`GET …/Messages.json?To=&From=`) for
-//!     the same text to the same number since the first attempt, and only sends if it is not
+//!   it is *in doubt* and first looks in the provider's own record of what it sent; found
+//!   there, the row is closed `sent` without sending again (counted `reconciled`):
+//!   - email: **looks in the mail system's message log** (`smtp.message_log_url`, Mailpit's
+//!     search API shape: `GET …/api/v1/search?query=message-id:"…"`) for the email's fixed
+//!     **`Message-ID`** (`<event-id>.email@<from domain>`). SMTP itself cannot tell: a server
+//!     stores the whole message before it answers the final dot, so a kill during a send
+//!     usually lands in that window. With no message log configured (or one that cannot
+//!     search), the email is sent again with the same `Message-ID` and the same content, so
+//!     the copy is the same message; mail systems that de-duplicate on it (Gmail) show it
+//!     once, others show it twice.
+//!   - SMS: **looks in the provider's message log** (`GET …/Messages.json?To=&From=`) for the
+//!     same text to the same number since the first attempt, and only sends if it is not
 //!     there. A provider that cannot list gets the message again (at least once, never none).
 //!
 //!   An outcome known but not recorded because the database went away is kept in memory and
@@ -45,8 +47,9 @@
 //! - **Metrics.** `citaflow_notifications_total{channel, outcome}`: one final outcome per
 //!   record (`sent`, `failed`, `skipped`, `duplicate`) plus events along the way (`retried` per
 //!   failed attempt, `in_doubt` per attempt that may repeat a delivery, `reconciled` when the
-//!   SMS provider's log showed it had been delivered); `citaflow_notification_send_seconds`;
-//!   consumer lag from the platform (`citaflow_consumer_lag`).
+//!   provider's log (the mail system's or the SMS provider's) showed it had been delivered);
+//!   `citaflow_notification_send_seconds`; consumer lag from the platform
+//!   (`citaflow_consumer_lag`).
 //! - **Shutdown** stops polling; a send in progress gets `notifier.drain_timeout_ms` to finish
 //!   and be recorded, after which the record is left for redelivery.
 

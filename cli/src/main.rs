@@ -4,9 +4,11 @@
 //! tool that reads Kafka directly.
 
 mod api;
+mod demo;
 mod dlq;
 mod import;
 mod load;
+mod progress;
 
 use std::{
     fmt::Write as _,

@@ -169,15 +169,6 @@ impl Api {
         Ok(api)
     }
 
-    /// The underlying HTTP client (for callers that time requests themselves).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
     /// The absolute URL of `path` (e.g. `centers/bulk`).
     pub fn url(&self, path: &str) -> Url {
         self.base
@@ -263,6 +254,21 @@ impl Api {
         body: Option<&Value>,
         wait_secs: Option<u64>,
     ) -> anyhow::Result<Reply> {
+        let mut request = self.request(method, path, body);
+        if let Some(wait) = wait_secs {
+            request = request.header("prefer", format!("wait={wait}"));
+        }
+        self.finish(request).await
+    }
+
+    /// An authenticated request with `body` as JSON, not sent yet (for callers that send and
+    /// time requests themselves).
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
         let mut request = self
             .http
             .request(method, self.url(path))
@@ -270,10 +276,7 @@ impl Api {
         if let Some(body) = body {
             request = request.json(body);
         }
-        if let Some(wait) = wait_secs {
-            request = request.header("prefer", format!("wait={wait}"));
-        }
-        self.finish(request).await
+        request
     }
 
     async fn finish(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Reply> {

@@ -3,9 +3,11 @@
 
 pub mod domain;
 pub mod http;
+pub mod login_limiter;
 pub mod outcomes;
 pub mod passwords;
 pub mod state;
+pub mod tokens;
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    http::auth::{LoginLimiter, Role, TokenKeys},
+    login_limiter::LoginLimiter,
     state::AppState,
+    tokens::{Role, TokenKeys},
 };
 
 /// A built, bound, not yet serving ingest-api.

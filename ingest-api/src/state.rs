@@ -5,10 +5,7 @@ use std::sync::Arc;
 use citaflow_platform::Settings;
 use citaflow_schemas::{AvroCodec, BookingCommand};
 
-use crate::{
-    http::auth::{LoginLimiter, TokenKeys},
-    outcomes::Outcomes,
-};
+use crate::{login_limiter::LoginLimiter, outcomes::Outcomes, tokens::TokenKeys};
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 

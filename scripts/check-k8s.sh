@@ -9,8 +9,10 @@
 #  2. the values schema refuses an unknown key and a wrong type;
 #  3. tools/k8svalidate checks every rendered manifest and every k8s/ manifest against the
 #     Kubernetes API types (strict decoding) and the vendored CRD schemas, plus references;
-#  4. scripts/check_env_contract.py checks every CITAFLOW__ variable the chart renders against
-#     the Settings struct of platform/src/settings.rs (names and value shapes);
+#  4. `citaflow settings check` checks every CITAFLOW__ variable the chart renders (extracted by
+#     scripts/chart_containers.py) against the services' own Settings type: names, values
+#     parsed by the services' loader, settings a service cannot start without, ports; and it
+#     must refuse a chart that names a setting that does not exist or gives one a wrong type;
 #  5. every value of values.yaml is documented (`## @param`) and the chart README's
 #     parameters table is up to date.
 #
@@ -109,8 +111,27 @@ say "k8svalidate: rendered chart variants and k8s/"
 "$VALIDATE" "${rendered[@]}" k8s || fail "k8svalidate"
 
 # -- 4. configuration contract ------------------------------------------------------------------
-say "env contract: CITAFLOW__ variables vs platform/src/settings.rs"
-python3 scripts/check_env_contract.py "${rendered[@]}" || fail "env contract"
+say "settings contract: CITAFLOW__ variables vs the services' Settings (citaflow settings check)"
+python3 -c 'import yaml' 2>/dev/null || {
+  python3 -m pip install -q --disable-pip-version-check --target "$TOOLS/python" pyyaml || die "pip install pyyaml failed"
+  export PYTHONPATH=$TOOLS/python${PYTHONPATH:+:$PYTHONPATH}
+}
+CITAFLOW=(cargo run -q -p citaflow-cli --)
+contract() { # manifests... -> the check's exit status
+  python3 scripts/chart_containers.py "$@" >"$TOOLS/containers.json" &&
+    "${CITAFLOW[@]}" settings check --containers "$TOOLS/containers.json"
+}
+contract "${rendered[@]}" || fail "settings contract"
+for bad in "CITAFLOW__HTTP__PROT=8080" "CITAFLOW__API__MAX_WAIT_SECS=soon"; do
+  "$HELM" template citaflow "$CHART" --kube-version "$KUBE_VERSION" \
+    --set "ingestApi.extraEnvVars[0].name=${bad%%=*}" --set-string "ingestApi.extraEnvVars[0].value=${bad#*=}" \
+    >"$TOOLS/bad.yaml" || fail "helm template with $bad"
+  if contract "$TOOLS/bad.yaml" >"$TOOLS/bad.out"; then
+    fail "the settings contract accepts $bad"
+  else
+    echo "refused: $bad ($(grep -m1 "${bad%%=*}" "$TOOLS/bad.out" | sed 's/.*container [^:]*: //'))"
+  fi
+done
 
 # -- 5. values documentation --------------------------------------------------------------------
 say "values.yaml documentation (## @param) and README parameters table"

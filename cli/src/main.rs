@@ -9,6 +9,7 @@ mod dlq;
 mod import;
 mod load;
 mod progress;
+mod settings;
 
 use std::{
     fmt::Write as _,
@@ -60,6 +61,10 @@ enum Command {
                       citaflow dlq replay --dry-run && citaflow dlq replay"
     )]
     Dlq(DlqCommand),
+    /// The services' settings contract: every CITAFLOW__ variable with its type and default,
+    /// and a check of environment files and rendered manifests against it.
+    #[command(subcommand)]
+    Settings(settings::SettingsCommand),
 }
 
 #[derive(Subcommand)]
@@ -98,6 +103,12 @@ async fn main() -> ExitCode {
         Command::Import(args) => import::run(args).await.map_err(|e| (e, 2)),
         Command::Load(args) => load::run(args).await.map_err(|e| (e, 2)),
         Command::Dlq(command) => dlq_command(command).await.map(|()| 0).map_err(|e| (e, 1)),
+        Command::Settings(command) => settings::run(command)
+            .map(|(out, code)| {
+                emit(&out);
+                code
+            })
+            .map_err(|e| (e, 2)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -2,6 +2,7 @@
 //! the PostgreSQL pool and migrations, the operational HTTP endpoints (health, metrics) and
 //! shutdown signalling. Business logic lives in the services, never here.
 
+pub mod contract;
 pub mod db;
 pub mod kafka;
 pub mod ops;

@@ -13,8 +13,9 @@ use figment::{
     providers::{Format, Toml},
     value::{Dict, Map, Value},
 };
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Environment variable naming an optional TOML settings file.
 pub const CONFIG_FILE_VAR: &str = "CITAFLOW_CONFIG";
@@ -99,6 +100,21 @@ fn merge(dict: &mut Dict, key: String, value: Value) {
     }
 }
 
+/// Secrets are never written out, not even their defaults.
+fn masked<S: Serializer>(_: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("<secret>")
+}
+
+fn masked_opt<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("<secret>"),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Deserializers that accept a number as a number or as text.
 pub mod lenient {
     use serde::{Deserialize, Deserializer, de::Error};
@@ -127,7 +143,7 @@ pub mod lenient {
 }
 
 /// All settings of all services.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub http: HttpSettings,
@@ -187,7 +203,7 @@ impl Settings {
 }
 
 /// Where a service's HTTP server listens.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub host: String,
@@ -205,14 +221,14 @@ impl Default for HttpSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
     Pretty,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -229,9 +245,11 @@ impl Default for LogSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
+    #[serde(serialize_with = "masked")]
+    #[schemars(with = "String", extend("x-secret" = true))]
     pub url: SecretString,
     #[serde(deserialize_with = "lenient::number")]
     pub max_connections: u32,
@@ -252,7 +270,7 @@ impl Default for DatabaseSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -260,6 +278,8 @@ pub struct KafkaSettings {
     pub security_protocol: String,
     pub sasl_mechanism: Option<String>,
     pub sasl_username: Option<String>,
+    #[serde(serialize_with = "masked_opt")]
+    #[schemars(with = "Option<String>", extend("x-secret" = true))]
     pub sasl_password: Option<SecretString>,
     /// Upper bound for one produce, including librdkafka's own retries.
     #[serde(deserialize_with = "lenient::number")]
@@ -279,7 +299,7 @@ impl Default for KafkaSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
     /// Root of the Confluent-compatible API, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
@@ -297,7 +317,7 @@ impl Default for RegistrySettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicSettings {
     pub requests: String,
@@ -338,10 +358,12 @@ pub fn delay_label(ms: u64) -> String {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// HMAC key for JWTs; at least 32 bytes. Required by ingest-api.
+    #[serde(serialize_with = "masked_opt")]
+    #[schemars(with = "Option<String>", extend("x-secret" = true))]
     pub jwt_secret: Option<SecretString>,
     pub issuer: String,
     pub audience: String,
@@ -377,7 +399,7 @@ impl AuthSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSettings {
     /// Longest `Prefer: wait=N` honoured, in seconds.
@@ -397,7 +419,7 @@ impl Default for ApiSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessorSettings {
     pub group_id: String,
@@ -423,7 +445,7 @@ impl Default for ProcessorSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Email,
@@ -439,7 +461,7 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifierSettings {
     pub channel: Channel,
@@ -470,7 +492,7 @@ impl NotifierSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain SMTP (local Mailpit).
@@ -481,7 +503,7 @@ pub enum SmtpTls {
     Tls,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
     pub host: String,
@@ -489,6 +511,8 @@ pub struct SmtpSettings {
     pub port: u16,
     pub tls: SmtpTls,
     pub username: Option<String>,
+    #[serde(serialize_with = "masked_opt")]
+    #[schemars(with = "Option<String>", extend("x-secret" = true))]
     pub password: Option<SecretString>,
     pub from: String,
     #[serde(deserialize_with = "lenient::number")]
@@ -516,12 +540,14 @@ impl Default for SmtpSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsSettings {
     /// Base URL of the Twilio-compatible Messages API.
     pub base_url: String,
     pub account_sid: String,
+    #[serde(serialize_with = "masked_opt")]
+    #[schemars(with = "Option<String>", extend("x-secret" = true))]
     pub auth_token: Option<SecretString>,
     /// Sender number (E.164).
     pub from: String,

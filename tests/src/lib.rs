@@ -7,13 +7,16 @@ use std::{collections::HashMap, path::PathBuf, sync::OnceLock, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use citaflow_platform::{Settings, db, kafka, settings::Channel};
+use citaflow_platform::{
+    Settings, contract, db, kafka,
+    settings::{Channel, RawEnv},
+};
 use rdkafka::{
     ClientConfig,
     admin::{AdminClient, AdminOptions},
     client::DefaultClientContext,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -50,29 +53,37 @@ impl Stack {
     pub fn get() -> &'static Stack {
         static STACK: OnceLock<Stack> = OnceLock::new();
         STACK.get_or_init(|| {
-            let file: HashMap<String, String> = std::fs::read_to_string(stack_env_file())
-                .map(|text| {
-                    text.lines()
-                        .filter_map(|l| l.trim().strip_prefix("export "))
-                        .filter_map(|l| l.split_once('='))
-                        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
-                        .collect()
-                })
+            let file: HashMap<String, String> = contract::read_env_file(&stack_env_file())
+                .map(|vars| vars.into_iter().collect())
                 .unwrap_or_default();
             let var = |key: &str| {
                 std::env::var(key).ok().or_else(|| file.get(key).cloned()).unwrap_or_else(|| {
                     panic!("{key} is not set: start the stack with `./dev up` (or run `./dev test`)")
                 })
             };
+            // The services' settings, read from the stack's environment by their own loader:
+            // a name or value the launcher gets wrong fails here, as it would in a service.
+            let settings_env = file
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(std::env::vars())
+                .filter(|(k, _)| k.starts_with(citaflow_platform::settings::ENV_PREFIX));
+            let settings = Settings::load_from(None, RawEnv::from_vars(settings_env))
+                .expect("the stack's CITAFLOW__ settings load as the services load them");
             Stack {
-                database_url: var("CITAFLOW__DATABASE__URL"),
+                database_url: settings.database.url.expose_secret().to_owned(),
                 admin_database_url: var("CITAFLOW_DEV_ADMIN_DATABASE_URL"),
-                kafka: var("CITAFLOW__KAFKA__BOOTSTRAP_SERVERS"),
-                registry: var("CITAFLOW__REGISTRY__URL"),
-                smtp_host: var("CITAFLOW__SMTP__HOST"),
-                smtp_port: var("CITAFLOW__SMTP__PORT").parse().expect("SMTP port"),
+                kafka: settings.kafka.bootstrap_servers,
+                registry: settings.registry.url,
+                smtp_host: settings.smtp.host,
+                smtp_port: settings.smtp.port,
                 mailpit: var("CITAFLOW_DEV_MAILPIT_URL"),
-                jwt_secret: var("CITAFLOW__AUTH__JWT_SECRET"),
+                jwt_secret: settings
+                    .auth
+                    .jwt_secret
+                    .expect("CITAFLOW__AUTH__JWT_SECRET is set by ./dev")
+                    .expose_secret()
+                    .to_owned(),
             }
         })
     }

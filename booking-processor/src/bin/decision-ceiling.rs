@@ -112,7 +112,9 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::load()?;
     settings.database.max_connections = args.clients as u32 + 1;
     let pool = db::pool(&settings.database)?;
-    seed(&pool, args.doctors).await.context("seeding the directory")?;
+    seed(&pool, args.doctors)
+        .await
+        .context("seeding the directory")?;
     let rules = Rules::from(&settings.processor);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();

@@ -192,6 +192,7 @@ find_pg_bin() {
 # postgres refuses to run as root: then it runs as the Debian package's postgres user, or a
 # dedicated system user.
 PG_USER=""
+PG_AS=() # the prefix that runs a command as PG_USER (exec-style: same PID)
 pg_setup_user() {
   [[ -n $PG_USER ]] && return 0
   if [[ $EUID -ne 0 ]]; then
@@ -207,13 +208,8 @@ pg_setup_user() {
     fi
     PG_USER=citaflow
   fi
-}
-as_pg_user() { # cmd... : run (exec-style, same PID) as PG_USER
-  if [[ $EUID -eq 0 ]]; then
-    setpriv --reuid="$PG_USER" --regid="$(id -g "$PG_USER")" --init-groups -- "$@"
-  else
-    "$@"
-  fi
+  need setpriv
+  PG_AS=(setpriv --reuid="$PG_USER" --regid="$(id -g "$PG_USER")" --init-groups --)
 }
 
 svc_bin() { case $1 in notifier-email | notifier-sms) echo notifier ;; *) echo "$1" ;; esac; }

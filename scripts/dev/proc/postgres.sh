@@ -11,7 +11,7 @@ chmod 755 "$RUN/postgres" "$PG_SOCK"
 if [[ $EUID -eq 0 ]]; then
   chown "$PG_USER" "$RUN/postgres" "$PG_SOCK"
   if [[ -d $PG_DATA && $(stat -c %U "$PG_DATA") != "$PG_USER" ]]; then chown -R "$PG_USER" "$PG_DATA"; fi
-  as_pg_user test -w "$RUN/postgres" ||
+  "${PG_AS[@]}" test -w "$RUN/postgres" ||
     die "PostgreSQL runs as '$PG_USER', who cannot reach $RUN/postgres: a parent directory of the repository is not searchable by other users (chmod o+x it, or move the repository)"
 fi
 if ((${#PG_SOCK} + 16 > 107)); then
@@ -24,7 +24,7 @@ if [[ ! -s $PG_DATA/PG_VERSION ]]; then
   locale=C.UTF-8
   locales=$(locale -a 2>/dev/null || true)
   grep -qix 'c.utf-\?8' <<<"$locales" || locale=C
-  as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -E UTF8 --locale="$locale" \
+  "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -E UTF8 --locale="$locale" \
     --auth-local=trust --auth-host=scram-sha-256 >"$RUN/logs/postgres-initdb.log" 2>&1 ||
     die_log postgres-initdb "initdb failed"
   echo "include_if_exists = 'citaflow-dev.conf'" >>"$PG_DATA/postgresql.conf"
@@ -43,4 +43,4 @@ CONF
 [[ $EUID -eq 0 ]] && chown "$PG_USER" "$PG_DATA/citaflow-dev.conf"
 say "postgres: starting on 127.0.0.1:$PG_PORT"
 # exec: this PID is the postmaster's, which process-compose stops with SIGINT (fast shutdown)
-as_pg_user "$PG_BIN/postgres" -D "$PG_DATA"
+exec "${PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DATA"

@@ -114,13 +114,13 @@ SERVICES = ["ingest-api", "booking-processor", "notifier-email"]
 
 
 def pids():
+    """PIDs of the running services, from the launcher (`./dev pids`: process-compose's list)."""
+    out = subprocess.run([ROOT / "dev", "pids"], capture_output=True, text=True).stdout
     found = {}
-    for name in SERVICES:
-        path = RUN / "pids" / f"{name}.pid"
-        if path.exists():
-            pid = path.read_text().split()[0]
-            if Path(f"/proc/{pid}").exists():
-                found[name] = int(pid)
+    for line in out.splitlines():
+        name, pid = line.split()
+        if name in SERVICES and Path(f"/proc/{pid}").exists():
+            found[name] = int(pid)
     return found
 
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# scripts/dev/test.sh — the whole test suite, the CI pipeline (`./dev test`, which .ci/run
+# calls). This is THE place where the steps of `./dev test` are: extend it here.
+#
+#  1. the stack up with the services (./dev up) and the test tools installed;
+#  2. with .run/stack.env loaded: formatting, every Rust test (unit and black-box
+#     integration against the real stack), the end-to-end smoke test against the services,
+#     the offline checks of the Helm chart and Kubernetes manifests, and the short benchmark
+#     (fails on errors only, never on timing).
+#
+# Arguments go to `cargo test` (e.g. `./dev test -p citaflow-tests walking`); then the
+# formatting check, the smoke test, the chart checks and the benchmark are skipped.
+set -euo pipefail
+# shellcheck source=scripts/dev/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CITAFLOW_DEV_SERVICES=1 "$ROOT/dev" up
+"$DEV_DIR/install.sh" test-tools
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
+
+run_tests() {
+  if (($# == 0)) && command -v rustfmt >/dev/null; then
+    cargo fmt --all -- --check >/dev/null || {
+      warn "code is not formatted: run 'cargo fmt --all'"
+      return 1
+    }
+  fi
+  cargo test --workspace "$@" || return $?
+  if (($# == 0)); then
+    bash scripts/smoke.sh || return $?
+    bash scripts/check-k8s.sh || return $?
+    python3 scripts/bench.py --short --profile "$PROFILE" || return $?
+  fi
+}
+
+cd "$ROOT"
+say "running tests: cargo test --workspace $*"
+rc=0
+run_tests "$@" || rc=$?
+if ((rc == 0)); then say "tests passed"; else say "tests FAILED (exit $rc)"; fi
+exit "$rc"

@@ -3,7 +3,8 @@
 # calls). This is THE place where the steps of `./dev test` are: extend it here.
 #
 #  1. the stack up with the services (./dev up) and the test tools installed;
-#  2. with .run/stack.env loaded: formatting, every Rust test (unit and black-box
+#  2. with .run/stack.env loaded: formatting, the environment against the settings contract
+#     (`citaflow settings check`), every Rust test (unit and black-box
 #     integration against the real stack), the end-to-end smoke test against the services,
 #     the offline checks of the Helm chart and Kubernetes manifests, and the short benchmark
 #     (fails on errors only, never on timing).
@@ -27,6 +28,10 @@ run_tests() {
       warn "code is not formatted: run 'cargo fmt --all'"
       return 1
     }
+  fi
+  if (($# == 0)); then
+    # the launcher's environment against the services' settings contract
+    "$ROOT/target/$PROFILE/citaflow" settings check --env-file "$ENV_FILE" || return $?
   fi
   cargo test --workspace "$@" || return $?
   if (($# == 0)); then

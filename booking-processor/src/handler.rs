@@ -93,26 +93,38 @@ impl Handler {
             topic = message.topic(),
         );
         async {
-            let park_key = (message.topic().to_owned(), message.partition(), command.doctor_id());
+            let park_key = (
+                message.topic().to_owned(),
+                message.partition(),
+                command.doctor_id(),
+            );
             if let Some(ahead) = self.still_parked(&park_key).await {
                 metrics::counter!("citaflow_processor_parked_total").increment(1);
-                tracing::info!(waiting_for = %ahead, "doctor parked behind an earlier command, following it");
+                tracing::info!(
+                    waiting_for = %ahead,
+                    "doctor parked behind an earlier command, following it"
+                );
                 let next = self.topology.after_parking(role);
-                self.forward(message, next, "parked", &format!("waiting for command {ahead}"), Some(&ahead.to_string()), false).await?;
+                let why = format!("waiting for command {ahead}");
+                let behind = ahead.to_string();
+                self.forward(message, next, "parked", &why, Some(&behind), false)
+                    .await?;
                 self.park(park_key, command.command_id);
                 return Ok(());
             }
             let started = std::time::Instant::now();
             match self.decide_and_publish(&command).await {
                 Ok(()) => {
-                    metrics::histogram!("citaflow_processor_decision_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("citaflow_processor_decision_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     Ok(())
                 }
                 Err(err) => {
                     if err.is_transient() {
                         self.park(park_key, command.command_id);
                     }
-                    self.route_failure(message, role, &err, Some(&command)).await
+                    self.route_failure(message, role, &err, Some(&command))
+                        .await
                 }
             }
         }
@@ -193,7 +205,13 @@ impl Handler {
             Next::Retry { topic, .. } => {
                 metrics::counter!("citaflow_processor_retries_total", "topic" => topic.clone())
                     .increment(1);
-                tracing::warn!(error = %text, retry_topic = topic, booking_id = command.map(|c| c.booking_id().to_string()), "transient failure, retrying later");
+                let booking_id = command.map(|c| c.booking_id().to_string());
+                tracing::warn!(
+                    error = %text,
+                    retry_topic = topic,
+                    booking_id,
+                    "transient failure, retrying later"
+                );
                 self.forward(message, next, "transient", &text, None, true)
                     .await
             }
@@ -242,7 +260,8 @@ impl Handler {
             .await
             .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
         if matches!(next, Next::DeadLetter { .. }) {
-            metrics::counter!("citaflow_processor_dead_letters_total", "reason" => reason.to_owned()).increment(1);
+            metrics::counter!("citaflow_processor_dead_letters_total", "reason" => reason.to_owned())
+                .increment(1);
         }
         Ok(())
     }
@@ -257,13 +276,22 @@ impl Handler {
             Err(err) if !err.is_transient() => return Ok(()),
             Err(err) => return Err(err),
         };
-        let span = tracing::info_span!("dead_letter", booking_id = %command.booking_id(), command_id = %command.command_id);
+        let span = tracing::info_span!(
+            "dead_letter",
+            booking_id = %command.booking_id(),
+            command_id = %command.command_id
+        );
         async {
             let events = decide::close_dead_letter(&self.pool, &command, reason).await?;
             self.publish(&events).await?;
             for event in &events {
-                metrics::counter!("citaflow_processor_decisions_total", "outcome" => "rejected").increment(1);
-                tracing::warn!(kind = ?event.kind, reason = event.reason_code.as_deref(), "dead-lettered command closed");
+                metrics::counter!("citaflow_processor_decisions_total", "outcome" => "rejected")
+                    .increment(1);
+                tracing::warn!(
+                    kind = ?event.kind,
+                    reason = event.reason_code.as_deref(),
+                    "dead-lettered command closed"
+                );
             }
             Ok(())
         }
@@ -295,7 +323,13 @@ impl PartitionHandler for Handler {
                 Err(err) => {
                     // Only Kafka refusing our retry/dead-letter record, or the database being
                     // down while closing a dead letter, lands here: wait on this partition.
-                    tracing::warn!(error = %err, topic = message.topic(), partition = message.partition(), offset = message.offset(), "cannot move on yet, retrying");
+                    tracing::warn!(
+                        error = %err,
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "cannot move on yet, retrying"
+                    );
                     tokio::select! {
                         _ = stop.cancelled() => return false,
                         _ = tokio::time::sleep(backoff) => {}

@@ -65,20 +65,8 @@ impl Application {
             rules,
         );
 
-        let readiness = ops::Readiness::default()
-            .with("postgres", move || {
-                let pool = pool.clone();
-                async move { db::is_ready(&pool).await }
-            })
-            .with("kafka", move || {
-                let producer = producer.clone();
-                async move { kafka::is_ready(&producer, Duration::from_secs(2)).await }
-            });
-        let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let ops_listener = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("binding {address}"))?;
-        let port = ops_listener.local_addr()?.port();
+        let readiness = ops::Readiness::postgres_and_kafka(pool, producer);
+        let (ops_listener, port) = ops::bind(&settings.http).await?;
         Ok(Self {
             consumer: Arc::new(consumer),
             handler: Arc::new(handler),

@@ -66,22 +66,10 @@ impl Application {
             login_limiter,
         };
 
-        let readiness = ops::Readiness::default()
-            .with("postgres", move || {
-                let pool = pool.clone();
-                async move { db::is_ready(&pool).await }
-            })
-            .with("kafka", move || {
-                let producer = producer.clone();
-                async move { kafka::is_ready(&producer, Duration::from_secs(2)).await }
-            });
+        let readiness = ops::Readiness::postgres_and_kafka(pool, producer);
         let router = http::router(state, readiness);
 
-        let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let listener = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("binding {address}"))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = ops::bind(&settings.http).await?;
         Ok(Self {
             listener,
             router,

@@ -112,24 +112,9 @@ impl Application {
             Channel::Email => Sender::Email(EmailChannel::new(&settings.smtp)?),
             Channel::Sms => Sender::Sms(SmsChannel::new(&settings.sms)?),
         };
-        let readiness = {
-            let pool = pool.clone();
-            let probe = kafka::producer(&settings.kafka, &client_id)?;
-            ops::Readiness::default()
-                .with("postgres", move || {
-                    let pool = pool.clone();
-                    async move { db::is_ready(&pool).await }
-                })
-                .with("kafka", move || {
-                    let probe = probe.clone();
-                    async move { kafka::is_ready(&probe, Duration::from_secs(2)).await }
-                })
-        };
-        let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let ops_listener = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("binding {address}"))?;
-        let port = ops_listener.local_addr()?.port();
+        let probe = kafka::producer(&settings.kafka, &client_id)?;
+        let readiness = ops::Readiness::postgres_and_kafka(pool.clone(), probe);
+        let (ops_listener, port) = ops::bind(&settings.http).await?;
         Ok(Self {
             settings,
             pool,

@@ -1,11 +1,28 @@
 //! Operational HTTP endpoints every service serves: `/health/live`, `/health/ready` and
 //! Prometheus `/metrics`.
 
-use std::{future::Future, pin::Pin, sync::Arc, sync::OnceLock};
+use std::{future::Future, pin::Pin, sync::Arc, sync::OnceLock, time::Duration};
+
+use anyhow::Context;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rdkafka::producer::FutureProducer;
 use serde_json::json;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::settings::HttpSettings;
+
+/// Binds a service's HTTP listener (port 0 picks a free one) and returns it with its port.
+pub async fn bind(http: &HttpSettings) -> anyhow::Result<(TcpListener, u16)> {
+    let address = format!("{}:{}", http.host, http.port);
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("binding {address}"))?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
 
 /// One dependency whose health decides readiness.
 pub type Check = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
@@ -25,6 +42,20 @@ impl Readiness {
         self.checks
             .push((name, Arc::new(move || Box::pin(check()))));
         self
+    }
+
+    /// The checks every service has: PostgreSQL answers, and the Kafka cluster answers
+    /// `producer`'s metadata request within 2 s.
+    pub fn postgres_and_kafka(pool: PgPool, producer: FutureProducer) -> Self {
+        Self::default()
+            .with("postgres", move || {
+                let pool = pool.clone();
+                async move { crate::db::is_ready(&pool).await }
+            })
+            .with("kafka", move || {
+                let producer = producer.clone();
+                async move { crate::kafka::is_ready(&producer, Duration::from_secs(2)).await }
+            })
     }
 
     /// Runs every check (each bounded by its own timeout) and reports them by name.

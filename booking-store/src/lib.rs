@@ -21,7 +21,7 @@
 //!   outcome (`Prefer: wait`) listen on [`DECIDED_CHANNEL`]. The notice is delivered on commit.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, Row};
+use sqlx::{PgConnection, PgExecutor, Postgres, Row, postgres::PgArguments, query::Query};
 use uuid::Uuid;
 
 /// The PostgreSQL channel on which a decided booking is announced; the payload is its id.
@@ -51,6 +51,25 @@ pub enum Outcome<'a> {
     Rejected { code: &'a str, message: &'a str },
 }
 
+/// Binds the request's columns as `$1`…`$11`, in the order both inserts name them.
+fn bind_request<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    booking: &NewAppointment<'q>,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(booking.id)
+        .bind(booking.command_id)
+        .bind(booking.doctor_id)
+        .bind(booking.patient_id)
+        .bind(booking.center_id)
+        .bind(booking.starts_at)
+        .bind(booking.ends_at)
+        .bind(booking.reason)
+        .bind(booking.previous_booking_id)
+        .bind(booking.requested_by)
+        .bind(booking.requested_at)
+}
+
 /// Records a new booking as `pending` (idempotent on its id).
 ///
 /// The row is visible at once but committed without waiting for the WAL flush: it only mirrors
@@ -62,27 +81,13 @@ pub async fn insert_pending<'c>(
     db: impl PgExecutor<'c>,
     booking: &NewAppointment<'_>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-                                   ends_at, reason, status, previous_booking_id, requested_at,
-                                   requested_by)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11
-           FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(booking.id)
-    .bind(booking.command_id)
-    .bind(booking.doctor_id)
-    .bind(booking.patient_id)
-    .bind(booking.center_id)
-    .bind(booking.starts_at)
-    .bind(booking.ends_at)
-    .bind(booking.reason)
-    .bind(booking.previous_booking_id)
-    .bind(booking.requested_at)
-    .bind(booking.requested_by)
-    .execute(db)
-    .await?;
+    let sql = "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id,
+                                   starts_at, ends_at, reason, previous_booking_id,
+                                   requested_by, requested_at, status)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending'
+                 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
+               ON CONFLICT (id) DO NOTHING";
+    bind_request(sqlx::query(sql), booking).execute(db).await?;
     Ok(())
 }
 
@@ -120,37 +125,25 @@ pub async fn write_decided(
         Outcome::Confirmed => ("confirmed", None, None),
         Outcome::Rejected { code, message } => ("rejected", Some(code), Some(message)),
     };
-    let row = sqlx::query(
-        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
-             ends_at, reason, status, reason_code, reason_message, previous_booking_id,
-             requested_by, requested_at, decided_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         ON CONFLICT (id) DO UPDATE
-            SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
-                reason_message = EXCLUDED.reason_message, decided_at = EXCLUDED.decided_at,
-                updated_at = now()
-          WHERE appointments.status = 'pending'
-             OR (appointments.status = 'rejected'
-                 AND appointments.reason_code = 'retries_exhausted')
-         RETURNING id",
-    )
-    .bind(booking.id)
-    .bind(booking.command_id)
-    .bind(booking.doctor_id)
-    .bind(booking.patient_id)
-    .bind(booking.center_id)
-    .bind(booking.starts_at)
-    .bind(booking.ends_at)
-    .bind(booking.reason)
-    .bind(status)
-    .bind(code)
-    .bind(message)
-    .bind(booking.previous_booking_id)
-    .bind(booking.requested_by)
-    .bind(booking.requested_at)
-    .bind(decided_at)
-    .fetch_optional(conn)
-    .await?;
+    let sql = "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id,
+                   starts_at, ends_at, reason, previous_booking_id, requested_by, requested_at,
+                   status, reason_code, reason_message, decided_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+               ON CONFLICT (id) DO UPDATE
+                  SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
+                      reason_message = EXCLUDED.reason_message,
+                      decided_at = EXCLUDED.decided_at, updated_at = now()
+                WHERE appointments.status = 'pending'
+                   OR (appointments.status = 'rejected'
+                       AND appointments.reason_code = 'retries_exhausted')
+               RETURNING id";
+    let row = bind_request(sqlx::query(sql), booking)
+        .bind(status)
+        .bind(code)
+        .bind(message)
+        .bind(decided_at)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.is_some())
 }
 

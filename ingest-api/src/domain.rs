@@ -386,6 +386,122 @@ mod tests {
         assert_eq!(e.len(), 2);
     }
 
+    /// The schema's pattern accepts exactly what the parser accepts, on the tricky cases.
+    fn agree(pattern: &utoipa::openapi::Object, parses: impl Fn(&str) -> bool, samples: &[&str]) {
+        let pattern = pattern.pattern.as_deref().unwrap();
+        let regex = regex::Regex::new(pattern).unwrap();
+        for sample in samples {
+            assert_eq!(regex.is_match(sample), parses(sample), "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn schemas_state_the_rules() {
+        let text = |v: &str| required_text("n", v, 10, &mut Vec::new()).is_some();
+        agree(
+            &schema::text(10, false),
+            text,
+            &[
+                "Ana",
+                " Ana ",
+                "\tAna\n",
+                "a",
+                "",
+                "   ",
+                "\u{3000}",
+                "a\tb",
+                "a\u{0}b",
+                "0123456789",
+                " 0123456789 ",
+                "01234567890",
+                "\u{85}x",
+                "x\u{1}",
+                "\u{feff}",
+                "a b",
+            ],
+        );
+        let phone = |v: &str| phone("p", v, &mut Vec::new()).is_some();
+        agree(
+            &schema::phone(false),
+            phone,
+            &[
+                "+34600123456",
+                "+34 600-123-456",
+                "(+34) 600",
+                "+0123456789",
+                "600123456",
+                "+1234567",
+                "+12345678",
+                "+123456789012345",
+                "+1234567890123456",
+                " +34600123456",
+            ],
+        );
+        let email = |v: &str| email("e", v, &mut Vec::new()).is_some();
+        agree(
+            &schema::email(false),
+            email,
+            &[
+                "ana@clinic.es",
+                " Ana@Clinic.ES ",
+                "ana",
+                "a@b",
+                "a@.b",
+                "a@b.",
+                "a@b..c",
+                "a@b@c.es",
+                "a b@c.es",
+                ".a@b.c",
+                "a.@b.c",
+                "ñ@ü.es",
+                "a@b.c\u{0}",
+            ],
+        );
+        let user = |v: &str| crate::http::users::username(v, &mut Vec::new()).is_some();
+        agree(
+            &schema::username(false),
+            user,
+            &[
+                "ana",
+                " Ana.B ",
+                "ab",
+                "a b c",
+                "ana!",
+                "\u{212a}ab",
+                "a+b@c-d_e",
+            ],
+        );
+        let language = |v: &str| language("l", Some(v), &mut Vec::new()).is_some();
+        agree(
+            &schema::language(),
+            language,
+            &["es", " EN ", "fr", "e s", "ess"],
+        );
+        let status = |v: &str| {
+            let mut e = Vec::new();
+            patient_status("s", Some(v), &mut e);
+            e.is_empty()
+        };
+        agree(
+            &schema::patient_status(),
+            status,
+            &["ACTIVE", " inactive ", "ACTIV", "ınactıve", "NACTIVE"],
+        );
+        let zone = |v: &str| time_zone("tz", v, &mut Vec::new()).is_some();
+        agree(
+            &schema::time_zone(false),
+            zone,
+            &[
+                "Europe/Madrid",
+                " UTC ",
+                "Etc/GMT+5",
+                "Etc/GMT+",
+                "europe/madrid",
+                "Mars/Olympus",
+            ],
+        );
+    }
+
     #[test]
     fn text_rules() {
         let mut e = Vec::new();

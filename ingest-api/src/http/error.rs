@@ -242,10 +242,11 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
                 "Expected a JSON body with `Content-Type: application/json`.".into(),
             ),
-            JsonRejection::JsonSyntaxError(_) => ApiError::malformed(
+            // Where the text stops being JSON (line and column of the body).
+            JsonRejection::JsonSyntaxError(e) => ApiError::malformed(
                 "malformed_json",
                 "The body is not valid JSON.",
-                "the body is not valid JSON text".into(),
+                e.body_text(),
             ),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge("The request body is too large.".into())

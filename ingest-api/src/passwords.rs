@@ -11,8 +11,9 @@ use crate::http::error::ApiError;
 /// failed login takes as long whether or not the username is known.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0qTaGwTsJ/bmDJtuAPhHHA3I0f+lykbiO5qEoO+RdU8";
 
-/// Shortest password accepted.
+/// Shortest and longest password accepted, in characters.
 pub const MIN_LENGTH: usize = 10;
+pub const MAX_LENGTH: usize = 256;
 
 /// Hashes `password` with argon2id and a random salt.
 pub async fn hash(password: String) -> Result<String, ApiError> {
@@ -48,8 +49,8 @@ pub fn weakness(password: &str) -> Option<String> {
     if password.chars().count() < MIN_LENGTH {
         return Some(format!("must be at least {MIN_LENGTH} characters"));
     }
-    if password.chars().count() > 256 {
-        return Some("must be at most 256 characters".into());
+    if password.chars().count() > MAX_LENGTH {
+        return Some(format!("must be at most {MAX_LENGTH} characters"));
     }
     None
 }

@@ -26,7 +26,10 @@ use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, Role},
-    error::{ApiError, AppJson, AppPath, AppQuery, FieldError, error_body},
+    error::{
+        ApiError, AppJson, AppPath, AppQuery, ErrorBody, ErrorDetails, FieldError, Rejection,
+        error_body,
+    },
     pagination::{self, Page, PageParams},
 };
 use crate::state::AppState;
@@ -60,8 +63,33 @@ pub struct NewBooking {
     pub center_id: Uuid,
     /// RFC 3339 with an offset, e.g. `2026-12-01T09:30:00+01:00`.
     pub start: DateTime<Utc>,
+    /// Between the configured bounds (`minimum`/`maximum` here).
+    #[serde(deserialize_with = "whole_number")]
     pub duration_minutes: i64,
+    #[schema(schema_with = crate::domain::schema::booking_reason)]
     pub reason: Option<String>,
+}
+
+/// An integer as JSON Schema reads one: JSON has a single number type, so `30.0` is 30.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {number}")))
+}
+
+fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
 /// A validated booking request.
@@ -75,7 +103,8 @@ pub struct BookingRequest {
     pub reason: Option<String>,
 }
 
-const MAX_REASON_CHARS: usize = 500;
+/// Longest booking reason, in characters once trimmed.
+pub const MAX_REASON_CHARS: usize = 500;
 
 impl BookingRequest {
     /// Parses a request body, collecting every problem at once.
@@ -207,7 +236,10 @@ fn decided_response(
             let body = error_body(
                 "booking_rejected",
                 &message,
-                Some(serde_json::json!({ "reason_code": code, "booking": b })),
+                Some(ErrorDetails::Rejection(Rejection {
+                    reason_code: code,
+                    booking: Box::new(b),
+                })),
             );
             (StatusCode::CONFLICT, location, applied, Json(body)).into_response()
         }
@@ -218,14 +250,19 @@ fn decided_response(
 /// Request a booking. Answers 202 `pending`; with `Prefer: wait=N` (N ≤ 30) answers the
 /// outcome when it comes in time: 201 confirmed or 409 rejected with the reason.
 /// Patients book for themselves; secretaries and admins for anyone.
+///
+/// Beyond the schema: `start` must be in the future (else 422). Whether the slot is free and
+/// the doctor, patient and center exist and are active is decided after acceptance: the
+/// booking is then `rejected` with a `reason_code`.
 #[utoipa::path(post, path = "/bookings", tag = "bookings", security(("bearer" = [])),
     request_body = NewBooking,
     params(("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the outcome")),
     responses(
         (status = 202, description = "Accepted, not decided yet", body = Accepted),
         (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
-        (status = 409, description = "Rejected (Prefer: wait)", body = super::error::ErrorBody),
-        (status = 422, body = super::error::ErrorBody),
+        (status = 403, description = "Doctors cannot book; patients book only for themselves", body = ErrorBody),
+        (status = 409, description = "Rejected (Prefer: wait)", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future", body = ErrorBody),
     ))]
 async fn create_booking(
     State(state): State<AppState>,
@@ -389,7 +426,8 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<Booking>, ApiError> {
 /// A booking by id. Patients and doctors see only their own (others answer 404).
 #[utoipa::path(get, path = "/bookings/{id}", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = Booking), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Booking),
+        (status = 404, description = "No such booking, or not the caller's", body = ErrorBody)))]
 async fn get_booking(
     State(state): State<AppState>,
     user: AuthUser,
@@ -411,15 +449,58 @@ pub struct BookingFilter {
     pub center_id: Option<Uuid>,
     pub patient_id: Option<Uuid>,
     /// `pending`, `confirmed`, `rejected` or `cancelled`.
+    #[param(schema_with = booking_status)]
     pub status: Option<String>,
     /// Appointments starting at or after this time (RFC 3339) or day (`YYYY-MM-DD`, UTC).
+    #[param(schema_with = date_or_time)]
     pub from: Option<String>,
     /// Appointments starting before this time (RFC 3339) or the end of this day.
+    #[param(schema_with = date_or_time)]
     pub to: Option<String>,
     /// `starts_at` (default) or `-starts_at`.
+    #[param(schema_with = booking_sort)]
     pub sort: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
+}
+
+/// The states of a booking, as `status` filters take them.
+const STATUSES: [&str; 4] = ["pending", "confirmed", "rejected", "cancelled"];
+/// The orders of `GET /bookings`.
+const SORTS: [&str; 2] = ["starts_at", "-starts_at"];
+
+fn booking_status() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(STATUSES))
+        .build()
+}
+
+fn booking_sort() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(SORTS))
+        .build()
+}
+
+/// What [`parse_bound`] takes: a day or an RFC 3339 time.
+fn date_or_time() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, schema::Type};
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .build()
+    };
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(string(KnownFormat::Date))
+        .item(string(KnownFormat::DateTime))
+        .build()
+        .into()
 }
 
 /// `2026-12-01` or an RFC 3339 time; `end_of_day` moves a bare day to its end.
@@ -447,7 +528,9 @@ fn parse_bound(field: &str, value: &str, end_of_day: bool) -> Result<DateTime<Ut
 /// only their own bookings; secretaries and admins filter by doctor, center, patient, status
 /// and dates.
 #[utoipa::path(get, path = "/bookings", tag = "bookings", security(("bearer" = [])),
-    params(BookingFilter), responses((status = 200, body = Page<Booking>), (status = 403, body = super::error::ErrorBody)))]
+    params(BookingFilter),
+    responses((status = 200, body = Page<Booking>),
+        (status = 403, description = "A doctor or patient filtered by someone else", body = ErrorBody)))]
 async fn list_bookings(
     State(state): State<AppState>,
     user: AuthUser,
@@ -486,10 +569,7 @@ async fn list_bookings(
         .map(|v| parse_bound("to", v, true))
         .transpose()?;
     if let Some(status) = &filter.status
-        && !matches!(
-            status.as_str(),
-            "pending" | "confirmed" | "rejected" | "cancelled"
-        )
+        && !STATUSES.contains(&status.as_str())
     {
         return Err(ApiError::validation(
             "status",
@@ -561,7 +641,10 @@ fn not_active(booking: &Booking, action: &str) -> ApiError {
 /// already cancelled or no longer active.
 #[utoipa::path(post, path = "/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
-    responses((status = 202, body = Accepted), (status = 200, body = Booking), (status = 409, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 200, body = Booking),
+        (status = 403, description = "Doctors cannot cancel", body = ErrorBody),
+        (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Already cancelled, or no longer active", body = ErrorBody)))]
 async fn cancel_booking(
     State(state): State<AppState>,
     user: AuthUser,
@@ -628,19 +711,29 @@ async fn cancel_booking(
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     pub start: DateTime<Utc>,
+    /// Between the configured bounds (`minimum`/`maximum` here); default: the old duration.
+    #[serde(default, deserialize_with = "optional_whole_number")]
     pub duration_minutes: Option<i64>,
     pub doctor_id: Option<Uuid>,
     pub center_id: Option<Uuid>,
+    #[schema(schema_with = crate::domain::schema::booking_reason)]
     pub reason: Option<String>,
 }
 
 /// Move a booking to a new time (and optionally another doctor or center). The old booking is
 /// cancelled only when the new slot is confirmed, in the same decision; otherwise it stays and
 /// the answer says why. Answers 202 with the new booking id; with `Prefer: wait=N`, 201 or 409.
+///
+/// Beyond the schema: `start` must be in the future (else 422); the slot is decided after
+/// acceptance, as for a new booking.
 #[utoipa::path(post, path = "/bookings/{id}/reschedule", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
     request_body = Reschedule,
-    responses((status = 202, body = Accepted), (status = 201, body = Booking), (status = 409, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
+        (status = 403, description = "Doctors cannot reschedule", body = ErrorBody),
+        (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
+        (status = 409, description = "No longer active, or the new slot was rejected (Prefer: wait)", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future", body = ErrorBody)))]
 async fn reschedule_booking(
     State(state): State<AppState>,
     user: AuthUser,

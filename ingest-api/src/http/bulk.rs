@@ -9,10 +9,29 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ErrorDetail};
+use super::error::{ApiError, ErrorDetail, from_object};
 
 /// Most items accepted in one request.
 pub const MAX_ITEMS: usize = 5_000;
+
+/// Body of a create-many request: 1 to [`MAX_ITEMS`] items, each meant to be the body of the
+/// single create. Items are checked one by one, so any item is taken and an invalid one gets
+/// an `error` result.
+/// (Documents the body; handlers read it as `AppJsonArray`.)
+pub struct BulkBody;
+
+impl utoipa::PartialSchema for BulkBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ArrayBuilder, ObjectBuilder, schema::SchemaType};
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+            .min_items(Some(1))
+            .max_items(Some(MAX_ITEMS))
+            .into()
+    }
+}
+
+impl ToSchema for BulkBody {}
 
 /// Outcome of a create-many request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,16 +41,15 @@ pub struct BulkResult {
     pub results: Vec<BulkItem>,
 }
 
-/// Outcome of one item, by its position in the request.
+/// Outcome of one item, by its position in the request (`index`, from 0).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BulkItem {
-    pub index: usize,
-    /// `created` or `error`.
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail>,
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum BulkItem {
+    /// The item was created with this id.
+    Created { index: usize, id: Uuid },
+    /// The item was not created, for this reason (the same code, message and details a
+    /// single create would answer).
+    Error { index: usize, error: ErrorDetail },
 }
 
 /// Parses each item as `T` and creates it with `create`, in order.
@@ -50,35 +68,24 @@ where
     let mut results = Vec::with_capacity(items.len());
     let mut created = 0;
     for (index, item) in items.into_iter().enumerate() {
-        let outcome = match serde_json::from_value::<T>(item) {
+        let outcome = match from_object::<T>(item, "item") {
             Ok(parsed) => create(parsed).await,
-            Err(e) => Err(ApiError::BadRequest {
-                code: "invalid_body",
-                message: "The item does not have the expected fields or types.".into(),
-                details: Some(serde_json::json!({ "reason": e.to_string() })),
-            }),
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(id) => {
                 created += 1;
-                results.push(BulkItem {
-                    index,
-                    status: "created",
-                    id: Some(id),
-                    error: None,
-                });
+                results.push(BulkItem::Created { index, id });
             }
             Err(err) => {
                 let (_, code, message, details) = err.parts();
-                results.push(BulkItem {
+                results.push(BulkItem::Error {
                     index,
-                    status: "error",
-                    id: None,
-                    error: Some(ErrorDetail {
+                    error: ErrorDetail {
                         code: code.into(),
                         message,
                         details,
-                    }),
+                    },
                 });
             }
         }

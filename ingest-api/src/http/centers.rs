@@ -4,7 +4,6 @@
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,8 +11,8 @@ use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, Role},
-    bulk::{self, BulkResult},
-    error::{ApiError, AppJson, AppPath, AppQuery},
+    bulk::{self, BulkBody, BulkResult},
+    error::{ApiError, AppJson, AppJsonArray, AppPath, AppQuery, ErrorBody},
     pagination::{self, Page, PageParams},
 };
 use crate::{domain, state::AppState};
@@ -29,11 +28,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCenter {
+    #[schema(schema_with = domain::schema::name_field)]
     pub name: String,
+    #[schema(schema_with = domain::schema::address_field)]
     pub address: String,
     /// IANA time zone, e.g. `Europe/Madrid`.
+    #[schema(schema_with = domain::schema::time_zone_field)]
     pub timezone: String,
     /// Language of notifications for patients without one (`es` or `en`).
+    #[schema(schema_with = domain::schema::language_change)]
     pub language: Option<String>,
 }
 
@@ -52,8 +55,13 @@ const COLUMNS: &str = "id, name, address, timezone, language, active, created_at
 
 async fn create_one(state: &AppState, body: NewCenter) -> Result<Uuid, ApiError> {
     let mut errors = Vec::new();
-    let name = domain::required_text("name", &body.name, 200, &mut errors);
-    let address = domain::required_text("address", &body.address, 300, &mut errors);
+    let name = domain::required_text("name", &body.name, domain::MAX_NAME_CHARS, &mut errors);
+    let address = domain::required_text(
+        "address",
+        &body.address,
+        domain::MAX_ADDRESS_CHARS,
+        &mut errors,
+    );
     let timezone = domain::time_zone("timezone", &body.timezone, &mut errors);
     let language = domain::language("language", body.language.as_deref(), &mut errors);
     domain::collect(errors)?;
@@ -83,7 +91,9 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<Center>, ApiError> {
 /// Create a center (admin).
 #[utoipa::path(post, path = "/centers", tag = "centers", security(("bearer" = [])),
     request_body = NewCenter,
-    responses((status = 201, body = Center), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 201, body = Center), (status = 403, body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_center(
     State(state): State<AppState>,
     user: AuthUser,
@@ -102,12 +112,17 @@ async fn create_center(
 }
 
 /// Create many centers; each item gets its own result (admin).
+///
+/// Each item is meant to be a `NewCenter`; an item that is not (wrong fields or types, invalid
+/// values, a taken name) is not created and its result says why, with the code, message and
+/// details a single create would answer.
 #[utoipa::path(post, path = "/centers/bulk", tag = "centers", security(("bearer" = [])),
-    request_body = Vec<NewCenter>, responses((status = 200, body = BulkResult)))]
+    request_body(content = BulkBody, description = "`NewCenter` items"),
+    responses((status = 200, body = BulkResult), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_centers(
     State(state): State<AppState>,
     user: AuthUser,
-    AppJson(items): AppJson<Vec<Value>>,
+    AppJsonArray(items): AppJsonArray,
 ) -> Result<Json<BulkResult>, ApiError> {
     user.require(&[Role::Admin])?;
     bulk::run(items, |body: NewCenter| create_one(&state, body)).await
@@ -115,7 +130,7 @@ async fn create_centers(
 
 /// A center by id.
 #[utoipa::path(get, path = "/centers/{id}", tag = "centers", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Center), (status = 404, body = super::error::ErrorBody)))]
+    params(("id" = Uuid, Path)), responses((status = 200, body = Center)))]
 async fn get_center(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -132,9 +147,14 @@ async fn get_center(
 #[serde(deny_unknown_fields)]
 pub struct CenterFilter {
     /// Part of the name.
+    #[param(schema_with = domain::schema::query_filter)]
     pub q: Option<String>,
     pub active: Option<bool>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
 }
 
@@ -175,16 +195,23 @@ async fn list_centers(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CenterUpdate {
+    #[schema(schema_with = domain::schema::name_change)]
     pub name: Option<String>,
+    #[schema(schema_with = domain::schema::address_change)]
     pub address: Option<String>,
+    #[schema(schema_with = domain::schema::time_zone_change)]
     pub timezone: Option<String>,
+    #[schema(schema_with = domain::schema::language_change)]
     pub language: Option<String>,
     pub active: Option<bool>,
 }
 
 /// Update a center (admin).
 #[utoipa::path(patch, path = "/centers/{id}", tag = "centers", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = CenterUpdate, responses((status = 200, body = Center)))]
+    params(("id" = Uuid, Path)), request_body = CenterUpdate,
+    responses((status = 200, body = Center), (status = 403, body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_center(
     State(state): State<AppState>,
     user: AuthUser,
@@ -196,11 +223,11 @@ async fn update_center(
     let name = body
         .name
         .as_deref()
-        .and_then(|v| domain::required_text("name", v, 200, &mut errors));
+        .and_then(|v| domain::required_text("name", v, domain::MAX_NAME_CHARS, &mut errors));
     let address = body
         .address
         .as_deref()
-        .and_then(|v| domain::required_text("address", v, 300, &mut errors));
+        .and_then(|v| domain::required_text("address", v, domain::MAX_ADDRESS_CHARS, &mut errors));
     let timezone = body
         .timezone
         .as_deref()
@@ -226,7 +253,7 @@ async fn update_center(
 
 /// Deactivate a center: new bookings there are rejected (admin).
 #[utoipa::path(post, path = "/centers/{id}/deactivate", tag = "centers", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Center)))]
+    params(("id" = Uuid, Path)), responses((status = 200, body = Center), (status = 403, body = ErrorBody)))]
 async fn deactivate_center(
     State(state): State<AppState>,
     user: AuthUser,

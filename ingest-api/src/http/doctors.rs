@@ -4,7 +4,6 @@
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,8 +11,8 @@ use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, Role},
-    bulk::{self, BulkResult},
-    error::{ApiError, AppJson, AppPath, AppQuery},
+    bulk::{self, BulkBody, BulkResult},
+    error::{ApiError, AppJson, AppJsonArray, AppPath, AppQuery, ErrorBody},
     pagination::{self, Page, PageParams},
     users,
 };
@@ -30,11 +29,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDoctor {
+    #[schema(schema_with = domain::schema::name_field)]
     pub name: String,
+    #[schema(schema_with = domain::schema::specialty_field)]
     pub specialty: String,
     /// Username of the doctor's user (default `doctor-<first 8 characters of the id>`).
+    #[schema(schema_with = domain::schema::username_change)]
     pub username: Option<String>,
     /// Password of the doctor's user; without one the doctor cannot log in until it is set.
+    #[schema(schema_with = domain::schema::password_change)]
     pub password: Option<String>,
 }
 
@@ -52,8 +55,13 @@ const COLUMNS: &str = "id, user_id, name, specialty, active, created_at";
 
 async fn create_one(state: &AppState, body: NewDoctor) -> Result<Uuid, ApiError> {
     let mut errors = Vec::new();
-    let name = domain::required_text("name", &body.name, 200, &mut errors);
-    let specialty = domain::required_text("specialty", &body.specialty, 100, &mut errors);
+    let name = domain::required_text("name", &body.name, domain::MAX_NAME_CHARS, &mut errors);
+    let specialty = domain::required_text(
+        "specialty",
+        &body.specialty,
+        domain::MAX_SPECIALTY_CHARS,
+        &mut errors,
+    );
     let id = Uuid::new_v4();
     let username = match &body.username {
         Some(u) => users::username(u, &mut errors),
@@ -92,7 +100,9 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<Doctor>, ApiError> {
 /// Create a doctor and its user (admin).
 #[utoipa::path(post, path = "/doctors", tag = "doctors", security(("bearer" = [])),
     request_body = NewDoctor,
-    responses((status = 201, body = Doctor), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 201, body = Doctor), (status = 403, body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_doctor(
     State(state): State<AppState>,
     user: AuthUser,
@@ -111,12 +121,17 @@ async fn create_doctor(
 }
 
 /// Create many doctors; each item gets its own result (admin).
+///
+/// Each item is meant to be a `NewDoctor`; an item that is not (wrong fields or types, invalid
+/// values, a taken username) is not created and its result says why, with the code, message
+/// and details a single create would answer.
 #[utoipa::path(post, path = "/doctors/bulk", tag = "doctors", security(("bearer" = [])),
-    request_body = Vec<NewDoctor>, responses((status = 200, body = BulkResult)))]
+    request_body(content = BulkBody, description = "`NewDoctor` items"),
+    responses((status = 200, body = BulkResult), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_doctors(
     State(state): State<AppState>,
     user: AuthUser,
-    AppJson(items): AppJson<Vec<Value>>,
+    AppJsonArray(items): AppJsonArray,
 ) -> Result<Json<BulkResult>, ApiError> {
     user.require(&[Role::Admin])?;
     bulk::run(items, |body: NewDoctor| create_one(&state, body)).await
@@ -124,7 +139,7 @@ async fn create_doctors(
 
 /// A doctor by id.
 #[utoipa::path(get, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Doctor), (status = 404, body = super::error::ErrorBody)))]
+    params(("id" = Uuid, Path)), responses((status = 200, body = Doctor)))]
 async fn get_doctor(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -141,10 +156,17 @@ async fn get_doctor(
 #[serde(deny_unknown_fields)]
 pub struct DoctorFilter {
     /// Part of the name.
+    #[param(schema_with = domain::schema::query_filter)]
     pub q: Option<String>,
+    /// The specialty, in any case.
+    #[param(schema_with = domain::schema::query_filter)]
     pub specialty: Option<String>,
     pub active: Option<bool>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
 }
 
@@ -190,14 +212,17 @@ async fn list_doctors(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorUpdate {
+    #[schema(schema_with = domain::schema::name_change)]
     pub name: Option<String>,
+    #[schema(schema_with = domain::schema::specialty_change)]
     pub specialty: Option<String>,
     pub active: Option<bool>,
 }
 
 /// Update a doctor (admin).
 #[utoipa::path(patch, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = DoctorUpdate, responses((status = 200, body = Doctor)))]
+    params(("id" = Uuid, Path)), request_body = DoctorUpdate,
+    responses((status = 200, body = Doctor), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_doctor(
     State(state): State<AppState>,
     user: AuthUser,
@@ -209,11 +234,10 @@ async fn update_doctor(
     let name = body
         .name
         .as_deref()
-        .and_then(|v| domain::required_text("name", v, 200, &mut errors));
-    let specialty = body
-        .specialty
-        .as_deref()
-        .and_then(|v| domain::required_text("specialty", v, 100, &mut errors));
+        .and_then(|v| domain::required_text("name", v, domain::MAX_NAME_CHARS, &mut errors));
+    let specialty = body.specialty.as_deref().and_then(|v| {
+        domain::required_text("specialty", v, domain::MAX_SPECIALTY_CHARS, &mut errors)
+    });
     domain::collect(errors)?;
     let updated: Option<Doctor> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE doctors SET name = COALESCE($2, name), specialty = COALESCE($3, specialty),
@@ -231,7 +255,7 @@ async fn update_doctor(
 
 /// Deactivate a doctor and its user: new bookings with them are rejected (admin).
 #[utoipa::path(post, path = "/doctors/{id}/deactivate", tag = "doctors", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Doctor)))]
+    params(("id" = Uuid, Path)), responses((status = 200, body = Doctor), (status = 403, body = ErrorBody)))]
 async fn deactivate_doctor(
     State(state): State<AppState>,
     user: AuthUser,

@@ -6,12 +6,19 @@
 
 use axum::{
     Json,
-    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    extract::{
+        FromRequest, Request,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use citaflow_schemas::EncodeError;
-use serde_json::{Value, json};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::bookings::Booking;
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +27,7 @@ pub enum ApiError {
     BadRequest {
         code: &'static str,
         message: String,
-        details: Option<Value>,
+        details: Option<ErrorDetails>,
     },
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
@@ -49,7 +56,7 @@ pub enum ApiError {
 }
 
 /// One invalid field and why.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -84,7 +91,16 @@ impl ApiError {
         ApiError::Validation(vec![FieldError::new(field, message)])
     }
 
-    fn status_code_details(&self) -> (StatusCode, &'static str, Option<Value>) {
+    /// A 400 `code` whose details say what was wrong, e.g. which field has the wrong type.
+    pub fn malformed(code: &'static str, message: impl Into<String>, reason: String) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+            details: Some(ErrorDetails::Reason(Reason { reason })),
+        }
+    }
+
+    fn status_code_details(&self) -> (StatusCode, &'static str, Option<ErrorDetails>) {
         match self {
             ApiError::BadRequest { code, details, .. } => {
                 (StatusCode::BAD_REQUEST, code, details.clone())
@@ -92,7 +108,7 @@ impl ApiError {
             ApiError::Validation(fields) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
-                Some(json!(fields)),
+                Some(ErrorDetails::Fields(fields.clone())),
             ),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
@@ -121,31 +137,64 @@ impl ApiError {
 }
 
 /// The shape of every error response.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `slot_taken`.
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `booking_rejected`.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
-    /// Extra information (invalid fields, the rejected booking, ...).
-    #[schema(value_type = Object, nullable = true)]
-    pub details: Option<Value>,
+    /// Extra information by `code`: the invalid fields (`validation_failed`), what was wrong
+    /// (`invalid_body`, `malformed_json`, `invalid_path`, `invalid_query`), the decision
+    /// (`booking_rejected`); `null` otherwise.
+    pub details: Option<ErrorDetails>,
+}
+
+/// The `details` of an error, one shape per kind of error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ErrorDetails {
+    /// Every invalid field (`validation_failed`).
+    Fields(Vec<FieldError>),
+    /// What was wrong with a malformed request.
+    Reason(Reason),
+    /// Why a booking was not confirmed (`booking_rejected`).
+    Rejection(Rejection),
+}
+
+/// What was wrong with a malformed request, in the request's own terms.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Reason {
+    pub reason: String,
+}
+
+/// Why a booking was not confirmed, and the booking as decided.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rejection {
+    /// `slot_taken`, `doctor_inactive`, `patient_inactive`, `slot_in_past`, ...
+    pub reason_code: String,
+    pub booking: Box<Booking>,
 }
 
 /// The JSON body of an error.
-pub fn error_body(code: &str, message: &str, details: Option<Value>) -> Value {
-    json!({ "error": { "code": code, "message": message, "details": details } })
+pub fn error_body(code: &str, message: &str, details: Option<ErrorDetails>) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            details,
+        },
+    }
 }
 
 impl ApiError {
     /// Status, code, client-facing message and details; internal causes are logged here and
     /// never returned.
-    pub fn parts(&self) -> (StatusCode, &'static str, String, Option<Value>) {
+    pub fn parts(&self) -> (StatusCode, &'static str, String, Option<ErrorDetails>) {
         let (status, code, details) = self.status_code_details();
         match self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
@@ -194,41 +243,80 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
                 "Expected a JSON body with `Content-Type: application/json`.".into(),
             ),
-            JsonRejection::JsonDataError(e) => ApiError::BadRequest {
-                code: "invalid_body",
-                message: "The JSON body does not have the expected fields or types.".into(),
-                details: Some(json!({ "reason": e.body_text() })),
-            },
-            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
-                code: "malformed_json",
-                message: "The body is not valid JSON.".into(),
-                details: Some(json!({ "reason": e.body_text() })),
-            },
+            // Where the text stops being JSON (line and column of the body).
+            JsonRejection::JsonSyntaxError(e) => ApiError::malformed(
+                "malformed_json",
+                "The body is not valid JSON.",
+                e.body_text(),
+            ),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge("The request body is too large.".into())
             }
-            other => ApiError::bad_request("invalid_body", other.body_text()),
+            // Only a body that is valid JSON but not a `Value` could get here: none.
+            _ => ApiError::malformed(
+                "invalid_body",
+                "The body could not be read.",
+                "the body could not be read".into(),
+            ),
         }
+    }
+}
+
+/// Parses one JSON object into `T`. Anything but an object is refused (a derived
+/// `Deserialize` would otherwise take an array as the fields in order), and errors name the
+/// field and what was expected, never the Rust type.
+pub fn from_object<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::malformed(
+            "invalid_body",
+            format!("The {what} must be a JSON object."),
+            format!("expected a JSON object, got {}", json_kind(&value)),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let reason = if path == "." {
+            inner
+        } else {
+            format!("`{path}`: {inner}")
+        };
+        ApiError::malformed(
+            "invalid_body",
+            format!("The {what} does not have the expected fields or types."),
+            reason,
+        )
+    })
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest {
-            code: "invalid_path",
-            message: "A path parameter is not valid (ids are UUIDs).".into(),
-            details: Some(json!({ "reason": rejection.body_text() })),
-        }
+        ApiError::malformed(
+            "invalid_path",
+            "A path parameter is not valid (ids are UUIDs).",
+            rejection.body_text(),
+        )
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest {
-            code: "invalid_query",
-            message: "A query parameter is not valid.".into(),
-            details: Some(json!({ "reason": rejection.body_text() })),
-        }
+        ApiError::malformed(
+            "invalid_query",
+            "A query parameter is not valid.",
+            rejection.body_text(),
+        )
     }
 }
 
@@ -292,10 +380,41 @@ pub fn duplicate_message(constraint: Option<&str>) -> String {
     }
 }
 
-/// JSON extractor whose rejections use [`ApiError`]'s shape.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON object extractor whose rejections use [`ApiError`]'s shape: the body must be a JSON
+/// object with the fields of `T` (see [`from_object`]).
 pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<Value>::from_request(req, state).await?;
+        from_object(value, "body").map(AppJson)
+    }
+}
+
+/// JSON array extractor (create-many bodies) whose rejections use [`ApiError`]'s shape; the
+/// items are parsed one by one by their handler.
+pub struct AppJsonArray(pub Vec<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for AppJsonArray {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<Value>::from_request(req, state).await? {
+            Json(Value::Array(items)) => Ok(AppJsonArray(items)),
+            Json(other) => Err(ApiError::malformed(
+                "invalid_body",
+                "The body must be a JSON array of items.",
+                format!("expected a JSON array, got {}", json_kind(&other)),
+            )),
+        }
+    }
+}
 
 /// Path extractor whose rejections use [`ApiError`]'s shape.
 #[derive(axum::extract::FromRequestParts)]

@@ -6,6 +6,7 @@ pub mod bookings;
 pub mod bulk;
 pub mod centers;
 pub mod doctors;
+pub mod document;
 pub mod error;
 pub mod pagination;
 pub mod patients;
@@ -81,7 +82,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole HTTP surface of ingest-api, ready for `axum::serve` or in-process tests.
 pub fn router(state: AppState, readiness: ops::Readiness) -> Router {
     let body_limit = state.settings.api.body_limit_bytes;
-    let (api, openapi) = api();
+    let (api, mut openapi) = api();
+    document::complete(&mut openapi, &state.settings);
     let document = openapi.clone();
     Router::new()
         .merge(api)

@@ -4,7 +4,6 @@
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,8 +11,8 @@ use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, Role},
-    bulk::{self, BulkResult},
-    error::{ApiError, AppJson, AppPath, AppQuery},
+    bulk::{self, BulkBody, BulkResult},
+    error::{ApiError, AppJson, AppJsonArray, AppPath, AppQuery, ErrorBody},
     pagination::{self, Page, PageParams},
     users,
 };
@@ -32,17 +31,24 @@ const STAFF: &[Role] = &[Role::Admin, Role::Secretary];
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPatient {
+    #[schema(schema_with = domain::schema::name_field)]
     pub name: String,
     /// E.164, e.g. `+34600123456`.
+    #[schema(schema_with = domain::schema::phone_change)]
     pub phone: Option<String>,
+    #[schema(schema_with = domain::schema::email_change)]
     pub email: Option<String>,
     /// `es` or `en`.
+    #[schema(schema_with = domain::schema::language_change)]
     pub language: Option<String>,
     /// `ACTIVE` (default) or `INACTIVE`.
+    #[schema(schema_with = domain::schema::patient_status_change)]
     pub status: Option<String>,
     /// Username of the patient's user (default: the email, else `patient-<id prefix>`).
+    #[schema(schema_with = domain::schema::username_change)]
     pub username: Option<String>,
     /// Password of the patient's user; without one the patient cannot log in until it is set.
+    #[schema(schema_with = domain::schema::password_change)]
     pub password: Option<String>,
 }
 
@@ -62,7 +68,7 @@ const COLUMNS: &str = "id, user_id, name, phone, email, language, status, create
 
 async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError> {
     let mut errors = Vec::new();
-    let name = domain::required_text("name", &body.name, 200, &mut errors);
+    let name = domain::required_text("name", &body.name, domain::MAX_NAME_CHARS, &mut errors);
     let phone = body
         .phone
         .as_deref()
@@ -128,7 +134,9 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<Patient>, ApiError> {
 /// Create a patient and its user (admin, secretary).
 #[utoipa::path(post, path = "/patients", tag = "patients", security(("bearer" = [])),
     request_body = NewPatient,
-    responses((status = 201, body = Patient), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 201, body = Patient), (status = 403, body = ErrorBody),
+        (status = 409, description = "The email or username is taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_patient(
     State(state): State<AppState>,
     user: AuthUser,
@@ -147,12 +155,17 @@ async fn create_patient(
 }
 
 /// Create many patients; each item gets its own result (admin, secretary).
+///
+/// Each item is meant to be a `NewPatient`; an item that is not (wrong fields or types,
+/// invalid values, a taken email or username) is not created and its result says why, with
+/// the code, message and details a single create would answer.
 #[utoipa::path(post, path = "/patients/bulk", tag = "patients", security(("bearer" = [])),
-    request_body = Vec<NewPatient>, responses((status = 200, body = BulkResult)))]
+    request_body(content = BulkBody, description = "`NewPatient` items"),
+    responses((status = 200, body = BulkResult), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_patients(
     State(state): State<AppState>,
     user: AuthUser,
-    AppJson(items): AppJson<Vec<Value>>,
+    AppJsonArray(items): AppJsonArray,
 ) -> Result<Json<BulkResult>, ApiError> {
     user.require(STAFF)?;
     bulk::run(items, |body: NewPatient| create_one(&state, body)).await
@@ -160,7 +173,9 @@ async fn create_patients(
 
 /// A patient by id (staff; a patient only themselves).
 #[utoipa::path(get, path = "/patients/{id}", tag = "patients", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Patient), (status = 404, body = super::error::ErrorBody)))]
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Patient), (status = 403, description = "Doctors cannot read patients", body = ErrorBody),
+        (status = 404, description = "No such patient, or (for a patient) not their own record", body = ErrorBody)))]
 async fn get_patient(
     State(state): State<AppState>,
     user: AuthUser,
@@ -183,17 +198,25 @@ async fn get_patient(
 #[serde(deny_unknown_fields)]
 pub struct PatientFilter {
     /// Part of the name.
+    #[param(schema_with = domain::schema::query_filter)]
     pub q: Option<String>,
+    /// The email, in any case.
+    #[param(schema_with = domain::schema::query_filter)]
     pub email: Option<String>,
-    /// `ACTIVE` or `INACTIVE`.
+    /// `ACTIVE` or `INACTIVE`, in any case (other values match nothing).
+    #[param(schema_with = domain::schema::query_filter)]
     pub status: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
 }
 
 /// List patients, paginated and filterable (admin, secretary).
 #[utoipa::path(get, path = "/patients", tag = "patients", security(("bearer" = [])),
-    params(PatientFilter), responses((status = 200, body = Page<Patient>)))]
+    params(PatientFilter), responses((status = 200, body = Page<Patient>), (status = 403, body = ErrorBody)))]
 async fn list_patients(
     State(state): State<AppState>,
     user: AuthUser,
@@ -235,16 +258,24 @@ async fn list_patients(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientUpdate {
+    #[schema(schema_with = domain::schema::name_change)]
     pub name: Option<String>,
+    #[schema(schema_with = domain::schema::phone_change)]
     pub phone: Option<String>,
+    #[schema(schema_with = domain::schema::email_change)]
     pub email: Option<String>,
+    #[schema(schema_with = domain::schema::language_change)]
     pub language: Option<String>,
+    #[schema(schema_with = domain::schema::patient_status_change)]
     pub status: Option<String>,
 }
 
 /// Update a patient (admin, secretary).
 #[utoipa::path(patch, path = "/patients/{id}", tag = "patients", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = PatientUpdate, responses((status = 200, body = Patient)))]
+    params(("id" = Uuid, Path)), request_body = PatientUpdate,
+    responses((status = 200, body = Patient), (status = 403, body = ErrorBody),
+        (status = 409, description = "The email is taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_patient(
     State(state): State<AppState>,
     user: AuthUser,
@@ -256,7 +287,7 @@ async fn update_patient(
     let name = body
         .name
         .as_deref()
-        .and_then(|v| domain::required_text("name", v, 200, &mut errors));
+        .and_then(|v| domain::required_text("name", v, domain::MAX_NAME_CHARS, &mut errors));
     let phone = body
         .phone
         .as_deref()
@@ -290,7 +321,7 @@ async fn update_patient(
 
 /// Deactivate a patient and their user: new bookings for them are rejected (admin, secretary).
 #[utoipa::path(post, path = "/patients/{id}/deactivate", tag = "patients", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Patient)))]
+    params(("id" = Uuid, Path)), responses((status = 200, body = Patient), (status = 403, body = ErrorBody)))]
 async fn deactivate_patient(
     State(state): State<AppState>,
     user: AuthUser,

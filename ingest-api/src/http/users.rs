@@ -4,7 +4,6 @@
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,8 +11,8 @@ use uuid::Uuid;
 
 use super::{
     auth::{AuthUser, Role},
-    bulk::{self, BulkResult},
-    error::{ApiError, AppJson, AppPath, AppQuery, FieldError},
+    bulk::{self, BulkBody, BulkResult},
+    error::{ApiError, AppJson, AppJsonArray, AppPath, AppQuery, ErrorBody, FieldError},
     pagination::{self, Page, PageParams},
 };
 use crate::{domain, passwords, state::AppState};
@@ -31,10 +30,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(schema_with = domain::schema::username_field)]
     pub username: String,
+    #[schema(schema_with = domain::schema::password_field)]
     pub password: String,
     /// `admin` or `secretary` (doctors and patients get users with their records).
+    #[schema(schema_with = staff_role)]
     pub role: Role,
+}
+
+/// The roles a staff user can have (doctors and patients get users with their records).
+fn staff_role() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([Role::Admin.as_str(), Role::Secretary.as_str()]))
+        .build()
 }
 
 #[derive(Debug, Serialize, FromRow, ToSchema)]
@@ -48,15 +58,19 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, username, role, active, created_at";
 
+/// Length of a username, in characters.
+pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=100;
+
 /// Validates and normalises a username.
 pub fn username(value: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    let value = value.trim().to_lowercase();
-    let valid = (3..=100).contains(&value.chars().count())
+    // Checked before lower-casing, so only ASCII is taken (the Kelvin sign lower-cases to `k`).
+    let value = value.trim();
+    let valid = USERNAME_CHARS.contains(&value.chars().count())
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
     if valid {
-        Some(value)
+        Some(value.to_ascii_lowercase())
     } else {
         errors.push(FieldError::new(
             "username",
@@ -124,7 +138,9 @@ async fn create_one(state: &AppState, body: NewUser) -> Result<Uuid, ApiError> {
 /// Create a staff user (admin only).
 #[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])),
     request_body = NewUser,
-    responses((status = 201, body = User), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+    responses((status = 201, body = User), (status = 403, body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -138,13 +154,18 @@ async fn create_user(
     ))
 }
 
-/// Create many staff users; each item gets its own result.
+/// Create many staff users; each item gets its own result (admin only).
+///
+/// Each item is meant to be a `NewUser`; an item that is not (wrong fields or types, invalid
+/// values, a taken username) is not created and its result says why, with the code, message
+/// and details a single create would answer.
 #[utoipa::path(post, path = "/users/bulk", tag = "users", security(("bearer" = [])),
-    request_body = Vec<NewUser>, responses((status = 200, body = BulkResult)))]
+    request_body(content = BulkBody, description = "`NewUser` items"),
+    responses((status = 200, body = BulkResult), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_users(
     State(state): State<AppState>,
     user: AuthUser,
-    AppJson(items): AppJson<Vec<Value>>,
+    AppJsonArray(items): AppJsonArray,
 ) -> Result<Json<BulkResult>, ApiError> {
     user.require(&[Role::Admin])?;
     bulk::run(items, |body: NewUser| create_one(&state, body)).await
@@ -161,7 +182,7 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<User>, ApiError> {
 
 /// A user by id (admin only).
 #[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = User), (status = 404, body = super::error::ErrorBody)))]
+    params(("id" = Uuid, Path)), responses((status = 200, body = User), (status = 403, body = ErrorBody)))]
 async fn get_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -181,14 +202,19 @@ pub struct UserFilter {
     pub role: Option<Role>,
     pub active: Option<bool>,
     /// Part of the username.
+    #[param(schema_with = domain::schema::query_filter)]
     pub q: Option<String>,
+    /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
 }
 
 /// List users (admin only), paginated and filterable.
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
-    params(UserFilter), responses((status = 200, body = Page<User>)))]
+    params(UserFilter), responses((status = 200, body = Page<User>), (status = 403, body = ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
     user: AuthUser,
@@ -228,13 +254,17 @@ async fn list_users(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    #[schema(schema_with = domain::schema::username_change)]
     pub username: Option<String>,
     pub active: Option<bool>,
 }
 
 /// Update a user (admin only).
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = UserUpdate, responses((status = 200, body = User)))]
+    params(("id" = Uuid, Path)), request_body = UserUpdate,
+    responses((status = 200, body = User), (status = 403, body = ErrorBody),
+        (status = 409, description = "The username is taken, or an admin deactivating themselves", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -242,6 +272,9 @@ async fn update_user(
     AppJson(body): AppJson<UserUpdate>,
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
+    if id == user.user_id && body.active == Some(false) {
+        return Err(self_deactivation());
+    }
     let mut errors = Vec::new();
     let name = body
         .username
@@ -263,12 +296,14 @@ async fn update_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    #[schema(schema_with = domain::schema::password_field)]
     pub password: String,
 }
 
 /// Set a user's password (admin only).
 #[utoipa::path(post, path = "/users/{id}/password", tag = "users", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = NewPassword, responses((status = 204)))]
+    params(("id" = Uuid, Path)), request_body = NewPassword,
+    responses((status = 204, description = "The password is set"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set_password(
     State(state): State<AppState>,
     user: AuthUser,
@@ -292,9 +327,15 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn self_deactivation() -> ApiError {
+    ApiError::conflict("self_deactivation", "You cannot deactivate yourself.")
+}
+
 /// Deactivate a user: they can no longer log in and their tokens stop working (admin only).
 #[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = User)))]
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody),
+        (status = 409, description = "Admins cannot deactivate themselves", body = ErrorBody)))]
 async fn deactivate_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -302,10 +343,7 @@ async fn deactivate_user(
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
     if id == user.user_id {
-        return Err(ApiError::conflict(
-            "self_deactivation",
-            "You cannot deactivate yourself.",
-        ));
+        return Err(self_deactivation());
     }
     let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET active = false, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"

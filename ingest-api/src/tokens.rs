@@ -1,5 +1,6 @@
-//! Bearer tokens: HS256 JWTs with `sub` (user id), `role`, `iss`, `aud`, `iat`, `exp`, and the
-//! linked patient or doctor id. Only HS256 is accepted (so `alg: none` and algorithm confusion
+//! Bearer tokens: HS256 JWTs with `sub` (user id), `role`, `iss`, `aud`, `iat`, `exp`, `gen`
+//! (the user's token generation, see [`Claims::generation`]) and the linked patient or doctor
+//! id. Only HS256 is accepted (so `alg: none` and algorithm confusion
 //! fail), and issuer and audience must match.
 
 use chrono::Utc;
@@ -43,6 +44,11 @@ pub struct Claims {
     pub patient_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doctor_id: Option<Uuid>,
+    /// The user's `token_generation` when the token was issued; the token is accepted only
+    /// while the user still has it (a password change or a deactivation bumps it). Tokens
+    /// issued before the claim existed count as generation 0, the column's default.
+    #[serde(rename = "gen", default)]
+    pub generation: i32,
 }
 
 /// Whom a token is issued to.
@@ -52,6 +58,8 @@ pub struct Subject {
     pub role: Role,
     pub patient_id: Option<Uuid>,
     pub doctor_id: Option<Uuid>,
+    /// The user's current token generation.
+    pub generation: i32,
 }
 
 /// Signing and verification keys with the token rules.
@@ -93,6 +101,7 @@ impl TokenKeys {
             exp: now + self.ttl_secs,
             patient_id: subject.patient_id,
             doctor_id: subject.doctor_id,
+            generation: subject.generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, self.ttl_secs))
@@ -115,6 +124,7 @@ mod tests {
             role,
             patient_id: None,
             doctor_id: None,
+            generation: 3,
         }
     }
 
@@ -122,7 +132,9 @@ mod tests {
     fn tokens_round_trip_and_reject_tampering() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", "citaflow", "api", 60);
         let (token, _) = keys.issue(user(Role::Patient)).unwrap();
-        assert_eq!(keys.verify(&token).unwrap().role, Role::Patient);
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(claims.role, Role::Patient);
+        assert_eq!(claims.generation, 3, "the generation round-trips as `gen`");
 
         let other = TokenKeys::new(b"fedcba9876543210fedcba9876543210", "citaflow", "api", 60);
         assert!(other.verify(&token).is_none(), "wrong key");
@@ -155,6 +167,7 @@ mod tests {
             exp: now - 60,
             patient_id: None,
             doctor_id: None,
+            generation: 0,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();

@@ -1,7 +1,9 @@
 //! Authentication: `POST /auth/login` issues HS256 JWTs; [`AuthUser`] checks them on every
 //! protected endpoint and answers one uniform 401 for every kind of bad token.
 //!
-//! Tokens are made and checked by [`crate::tokens`]; here the user must also still be active.
+//! Tokens are made and checked by [`crate::tokens`]; here the user must also still be active and
+//! still have the token's generation (a password change or a deactivation bumps it, which
+//! revokes every earlier token for good).
 
 use std::net::SocketAddr;
 
@@ -69,16 +71,20 @@ where
             .tokens
             .verify(token.trim())
             .ok_or(ApiError::Unauthorized)?;
-        // A deactivated user's tokens stop working at once.
-        let active: Option<bool> = super::timed(
+        // A deactivated user's tokens stop working at once, and so do tokens issued before the
+        // user's last password change or deactivation (one query: active flag and generation).
+        let valid: Option<bool> = super::timed(
             "auth_active_check",
-            sqlx::query_scalar("SELECT active FROM users WHERE id = $1 AND role = $2")
-                .bind(claims.sub)
-                .bind(claims.role.as_str())
-                .fetch_optional(&state.pool),
+            sqlx::query_scalar(
+                "SELECT active AND token_generation = $3 FROM users WHERE id = $1 AND role = $2",
+            )
+            .bind(claims.sub)
+            .bind(claims.role.as_str())
+            .bind(claims.generation)
+            .fetch_optional(&state.pool),
         )
         .await?;
-        if active != Some(true) {
+        if valid != Some(true) {
             return Err(ApiError::Unauthorized);
         }
         Ok(AuthUser {
@@ -119,6 +125,7 @@ pub struct LoginUser {
     pub role: Role,
     pub password_hash: Option<String>,
     pub active: bool,
+    pub token_generation: i32,
     pub patient_id: Option<Uuid>,
     pub doctor_id: Option<Uuid>,
 }
@@ -144,7 +151,7 @@ async fn login(
         .check(&username, peer.ip())
         .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
     let user: Option<LoginUser> = sqlx::query_as(
-        "SELECT u.id, u.role, u.password_hash, u.active, p.id AS patient_id, d.id AS doctor_id
+        "SELECT u.id, u.role, u.password_hash, u.active, u.token_generation, p.id AS patient_id, d.id AS doctor_id
            FROM users u
            LEFT JOIN patients p ON p.user_id = u.id
            LEFT JOIN doctors d ON d.user_id = u.id
@@ -164,6 +171,7 @@ async fn login(
                 role: user.role,
                 patient_id: user.patient_id,
                 doctor_id: user.doctor_id,
+                generation: user.token_generation,
             };
             let (access_token, expires_in) = state
                 .tokens

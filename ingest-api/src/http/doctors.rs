@@ -219,7 +219,9 @@ pub struct DoctorUpdate {
     pub active: Option<bool>,
 }
 
-/// Update a doctor (admin).
+/// Update a doctor (admin). Their user follows an `active` given: `false` deactivates it and
+/// revokes its tokens, as `POST /doctors/{id}/deactivate` does; `true` activates it (earlier
+/// tokens stay revoked; the doctor logs in again).
 #[utoipa::path(patch, path = "/doctors/{id}", tag = "doctors", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = DoctorUpdate,
     responses((status = 200, body = Doctor), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -239,6 +241,7 @@ async fn update_doctor(
         domain::required_text("specialty", v, domain::MAX_SPECIALTY_CHARS, &mut errors)
     });
     domain::collect(errors)?;
+    let mut tx = state.pool.begin().await?;
     let updated: Option<Doctor> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE doctors SET name = COALESCE($2, name), specialty = COALESCE($3, specialty),
                 active = COALESCE($4, active), updated_at = now()
@@ -248,12 +251,20 @@ async fn update_doctor(
     .bind(name)
     .bind(specialty)
     .bind(body.active)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    updated.map(Json).ok_or(ApiError::NotFound("doctor"))
+    let doctor = updated.ok_or(ApiError::NotFound("doctor"))?;
+    // The user follows an `active` given, in the same transaction: false cuts access and
+    // revokes the user's tokens as the deactivate route does.
+    if let (Some(active), Some(user_id)) = (body.active, doctor.user_id) {
+        users::set_active(&mut tx, user_id, active).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(doctor))
 }
 
-/// Deactivate a doctor and its user: new bookings with them are rejected (admin).
+/// Deactivate a doctor and its user: new bookings with them are rejected, and the user can no
+/// longer log in and their tokens are revoked, for good (admin).
 #[utoipa::path(post, path = "/doctors/{id}/deactivate", tag = "doctors", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Doctor), (status = 403, body = ErrorBody)))]
 async fn deactivate_doctor(
@@ -270,10 +281,9 @@ async fn deactivate_doctor(
     .fetch_optional(&mut *tx)
     .await?;
     let doctor = updated.ok_or(ApiError::NotFound("doctor"))?;
-    sqlx::query("UPDATE users SET active = false, updated_at = now() WHERE id = $1")
-        .bind(doctor.user_id)
-        .execute(&mut *tx)
-        .await?;
+    if let Some(user_id) = doctor.user_id {
+        users::set_active(&mut tx, user_id, false).await?;
+    }
     tx.commit().await?;
     Ok(Json(doctor))
 }

@@ -270,7 +270,9 @@ pub struct PatientUpdate {
     pub status: Option<String>,
 }
 
-/// Update a patient (admin, secretary).
+/// Update a patient (admin, secretary). Their user follows a `status` given: `INACTIVE`
+/// deactivates it and revokes its tokens, as `POST /patients/{id}/deactivate` does; `ACTIVE`
+/// activates it (earlier tokens stay revoked; the patient logs in again).
 #[utoipa::path(patch, path = "/patients/{id}", tag = "patients", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = PatientUpdate,
     responses((status = 200, body = Patient), (status = 403, body = ErrorBody),
@@ -302,6 +304,7 @@ async fn update_patient(
         .as_deref()
         .map(|s| domain::patient_status("status", Some(s), &mut errors));
     domain::collect(errors)?;
+    let mut tx = state.pool.begin().await?;
     let updated: Option<Patient> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE patients SET name = COALESCE($2, name), phone = COALESCE($3, phone),
                 email = COALESCE($4, email), language = COALESCE($5, language),
@@ -313,13 +316,21 @@ async fn update_patient(
     .bind(phone)
     .bind(email)
     .bind(language)
-    .bind(status)
-    .fetch_optional(&state.pool)
+    .bind(&status)
+    .fetch_optional(&mut *tx)
     .await?;
-    updated.map(Json).ok_or(ApiError::NotFound("patient"))
+    let patient = updated.ok_or(ApiError::NotFound("patient"))?;
+    // The user follows the status it is given, in the same transaction: INACTIVE cuts access
+    // and revokes the user's tokens as the deactivate route does; ACTIVE lets them log in again.
+    if let (Some(_), Some(user_id)) = (&status, patient.user_id) {
+        users::set_active(&mut tx, user_id, patient.status == "ACTIVE").await?;
+    }
+    tx.commit().await?;
+    Ok(Json(patient))
 }
 
-/// Deactivate a patient and their user: new bookings for them are rejected (admin, secretary).
+/// Deactivate a patient and their user: new bookings for them are rejected, and the user can no
+/// longer log in and their tokens are revoked, for good (admin, secretary).
 #[utoipa::path(post, path = "/patients/{id}/deactivate", tag = "patients", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Patient), (status = 403, body = ErrorBody)))]
 async fn deactivate_patient(
@@ -336,10 +347,9 @@ async fn deactivate_patient(
     .fetch_optional(&mut *tx)
     .await?;
     let patient = updated.ok_or(ApiError::NotFound("patient"))?;
-    sqlx::query("UPDATE users SET active = false, updated_at = now() WHERE id = $1")
-        .bind(patient.user_id)
-        .execute(&mut *tx)
-        .await?;
+    if let Some(user_id) = patient.user_id {
+        users::set_active(&mut tx, user_id, false).await?;
+    }
     tx.commit().await?;
     Ok(Json(patient))
 }

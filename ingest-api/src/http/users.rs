@@ -259,11 +259,12 @@ pub struct UserUpdate {
     pub active: Option<bool>,
 }
 
-/// Update a user (admin only).
+/// Update a user (admin only). Deactivating (`active: false`) revokes the user's tokens, as
+/// `POST /users/{id}/deactivate` does.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = UserUpdate,
     responses((status = 200, body = User), (status = 403, body = ErrorBody),
-        (status = 409, description = "The username is taken, or an admin deactivating themselves", body = ErrorBody),
+        (status = 409, description = "The username is taken (`duplicate`), the user is the last active admin (`last_admin`), or an admin deactivating themselves (`self_deactivation`)", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn update_user(
     State(state): State<AppState>,
@@ -272,24 +273,28 @@ async fn update_user(
     AppJson(body): AppJson<UserUpdate>,
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
-    if id == user.user_id && body.active == Some(false) {
-        return Err(self_deactivation());
-    }
     let mut errors = Vec::new();
     let name = body
         .username
         .as_deref()
         .and_then(|u| username(u, &mut errors));
     domain::collect(errors)?;
+    let mut tx = state.pool.begin().await?;
+    if body.active == Some(false) {
+        check_deactivation(&mut tx, &user, id).await?;
+    }
     let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET username = COALESCE($2, username), active = COALESCE($3, active), updated_at = now()
+        "UPDATE users SET username = COALESCE($2, username), active = COALESCE($3, active),
+                token_generation = token_generation + CASE WHEN $3 = false THEN 1 ELSE 0 END,
+                updated_at = now()
           WHERE id = $1 RETURNING {USER_COLUMNS}"
     )))
     .bind(id)
     .bind(name)
     .bind(body.active)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     updated.map(Json).ok_or(ApiError::NotFound("user"))
 }
 
@@ -300,7 +305,8 @@ pub struct NewPassword {
     pub password: String,
 }
 
-/// Set a user's password (admin only).
+/// Set a user's password (admin only). Every token issued to the user before is revoked
+/// (theirs included when admins set their own: they log in again).
 #[utoipa::path(post, path = "/users/{id}/password", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = NewPassword,
     responses((status = 204, description = "The password is set"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -315,41 +321,99 @@ async fn set_password(
         return Err(ApiError::validation("password", why));
     }
     let hash = passwords::hash(body.password).await?;
-    let updated =
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(hash)
-            .execute(&state.pool)
-            .await?;
+    let updated = sqlx::query(
+        "UPDATE users SET password_hash = $2, token_generation = token_generation + 1,
+                    updated_at = now()
+              WHERE id = $1",
+    )
+    .bind(id)
+    .bind(hash)
+    .execute(&state.pool)
+    .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::NotFound("user"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn self_deactivation() -> ApiError {
-    ApiError::conflict("self_deactivation", "You cannot deactivate yourself.")
+/// Refuses a deactivation of user `id` by `caller` that would leave the clinic without an
+/// active admin (409 `last_admin`) or that is the caller's own (409 `self_deactivation`).
+///
+/// Run it in the transaction that then deactivates `id`: deactivating an admin locks every
+/// active admin's row (in id order, so concurrent calls queue rather than deadlock) until that
+/// transaction ends. Two admins deactivating each other at once are thus decided one after the
+/// other, and the second sees the first's change: one of them stays active.
+async fn check_deactivation(
+    conn: &mut PgConnection,
+    caller: &AuthUser,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    // Roles never change, so the target's role needs no lock.
+    let role: Option<Role> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let role = role.ok_or(ApiError::NotFound("user"))?;
+    if role == Role::Admin {
+        let active_admins: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE role = 'admin' AND active ORDER BY id FOR UPDATE",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if !active_admins.iter().any(|admin| *admin != id) {
+            return Err(ApiError::conflict(
+                "last_admin",
+                "This is the last active admin; activate or create another admin first.",
+            ));
+        }
+    }
+    if id == caller.user_id {
+        return Err(ApiError::conflict(
+            "self_deactivation",
+            "You cannot deactivate yourself.",
+        ));
+    }
+    Ok(())
 }
 
-/// Deactivate a user: they can no longer log in and their tokens stop working (admin only).
+/// Sets the active flag of user `id`; deactivating also bumps the user's token generation, so
+/// every token issued before is revoked and stays so after a re-activation. For the records
+/// that carry a user (a doctor's `active`, a patient's `status`), in their transaction.
+pub async fn set_active(conn: &mut PgConnection, id: Uuid, active: bool) -> Result<(), ApiError> {
+    sqlx::query(
+        "UPDATE users SET active = $2,
+                token_generation = token_generation + CASE WHEN $2 THEN 0 ELSE 1 END,
+                updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(active)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deactivate a user: they can no longer log in and their tokens are revoked, for good (admin
+/// only).
 #[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = User), (status = 403, body = ErrorBody),
-        (status = 409, description = "Admins cannot deactivate themselves", body = ErrorBody)))]
+        (status = 409, description = "The user is the last active admin (`last_admin`), or an admin deactivating themselves (`self_deactivation`)", body = ErrorBody)))]
 async fn deactivate_user(
     State(state): State<AppState>,
     user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<User>, ApiError> {
     user.require(&[Role::Admin])?;
-    if id == user.user_id {
-        return Err(self_deactivation());
-    }
-    let updated: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET active = false, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"
+    let mut tx = state.pool.begin().await?;
+    check_deactivation(&mut tx, &user, id).await?;
+    set_active(&mut tx, id, false).await?;
+    let updated = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
     )))
     .bind(id)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     updated.map(Json).ok_or(ApiError::NotFound("user"))
 }

@@ -6,6 +6,7 @@ pub mod http;
 pub mod login_limiter;
 pub mod outcomes;
 pub mod passwords;
+pub mod rate_limiter;
 pub mod state;
 pub mod tokens;
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     login_limiter::LoginLimiter,
+    rate_limiter::RateLimiter,
     state::AppState,
     tokens::{Role, TokenKeys},
 };
@@ -28,6 +30,10 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     port: u16,
+    /// The ops listener (`/metrics`, `/health/*`), apart from the public API port.
+    ops_listener: TcpListener,
+    ops_router: axum::Router,
+    ops_port: u16,
     /// Stops background tasks (the outcome listener) when the server stops.
     background: CancellationToken,
 }
@@ -47,6 +53,10 @@ impl Application {
         ));
         // 5 failures per username or 50 per address within 15 minutes, then 429.
         let login_limiter = Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 50));
+        let booking_limiter = Arc::new(RateLimiter::new(
+            settings.api.booking_rate_per_sec,
+            settings.api.booking_rate_burst,
+        ));
         let pool = db::pool(&settings.database)?;
         let producer = kafka::producer_with_linger(&settings.kafka, "ingest-api", 0)?;
         let registry = RegistryClient::new(
@@ -64,16 +74,24 @@ impl Application {
             outcomes,
             tokens,
             login_limiter,
+            booking_limiter,
         };
 
         let readiness = ops::Readiness::postgres_and_kafka(pool, producer);
+        let ops_router = http::ops_router(readiness.clone());
         let router = http::router(state, readiness);
 
         let (listener, port) = ops::bind(&settings.http).await?;
+        let (ops_listener, ops_port) = ops::bind(&settings.http.ops())
+            .await
+            .context("binding the ops listener (http.ops_port)")?;
         Ok(Self {
             listener,
             router,
             port,
+            ops_listener,
+            ops_router,
+            ops_port,
             background,
         })
     }
@@ -82,18 +100,35 @@ impl Application {
         self.port
     }
 
+    /// Port of the ops listener (`/metrics`).
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "ingest-api listening");
+        tracing::info!(
+            port = self.port,
+            ops_port = self.ops_port,
+            "ingest-api listening"
+        );
         let service = self
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let result = axum::serve(self.listener, service)
+        let api = axum::serve(self.listener, service)
+            .with_graceful_shutdown({
+                let shutdown = shutdown.clone();
+                async move { shutdown.cancelled().await }
+            })
+            .into_future();
+        // The ops listener stops with the API, so metrics cover the drain.
+        let ops = axum::serve(self.ops_listener, self.ops_router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving HTTP");
+            .into_future();
+        let (api, ops) = tokio::join!(api, ops);
         self.background.cancel();
-        result
+        api.context("serving HTTP")?;
+        ops.context("serving the ops listener")
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use citaflow_platform::Settings;
 use citaflow_schemas::{AvroCodec, BookingCommand};
 
-use crate::{login_limiter::LoginLimiter, outcomes::Outcomes, tokens::TokenKeys};
+use crate::{
+    login_limiter::LoginLimiter, outcomes::Outcomes, rate_limiter::RateLimiter, tokens::TokenKeys,
+};
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 
@@ -18,4 +20,6 @@ pub struct AppState {
     pub outcomes: Arc<Outcomes>,
     pub tokens: Arc<TokenKeys>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Booking commands per user (create, cancel, reschedule).
+    pub booking_limiter: Arc<RateLimiter>,
 }

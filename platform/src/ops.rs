@@ -86,16 +86,21 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// `/health/live`, `/health/ready` and `/metrics`.
+/// `/health/live`, `/health/ready` and `/metrics`: an ops listener's whole surface.
 pub fn router(readiness: Readiness) -> Router {
     let handle = metrics_handle();
+    health_router(readiness).route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+/// `/health/live` and `/health/ready` alone (ingest-api also serves them on its API port, where
+/// its probes point; its `/metrics` is only on the ops listener).
+pub fn health_router(readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/health/live",
             get(|| async { Json(json!({ "status": "live" })) }),
         )
         .route("/health/ready", get(ready).with_state(readiness))
-        .route("/metrics", get(move || std::future::ready(handle.render())))
 }
 
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {

@@ -198,6 +198,27 @@ impl Settings {
         if self.processor.drain_timeout_ms == 0 {
             bail!("processor.drain_timeout_ms must be positive");
         }
+        let ladder_ms: u64 = self.topics.retry_delays_ms.iter().sum();
+        if self
+            .processor
+            .expire_pending_after_secs
+            .saturating_mul(1000)
+            <= ladder_ms
+        {
+            bail!(
+                "processor.expire_pending_after_secs must be longer than the retry ladder \
+                 ({ladder_ms} ms in topics.retry_delays_ms)"
+            );
+        }
+        if self.http.port != 0 && self.http.port == self.http.ops_port {
+            bail!("http.ops_port must differ from http.port (metrics stay off the API port)");
+        }
+        if self.api.booking_horizon_days == 0 {
+            bail!("api.booking_horizon_days must be positive");
+        }
+        if self.api.booking_rate_per_sec > 0 && self.api.booking_rate_burst == 0 {
+            bail!("api.booking_rate_burst must be positive when api.booking_rate_per_sec is set");
+        }
         Ok(())
     }
 }
@@ -207,9 +228,15 @@ impl Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub host: String,
-    /// 0 picks a free port (tests).
+    /// 0 picks a free port (tests). ingest-api serves its API (and `/health/*`) here; the
+    /// processor and the notifiers serve only their ops endpoints here.
     #[serde(deserialize_with = "lenient::number")]
     pub port: u16,
+    /// ingest-api's ops listener (`/metrics`, and `/health/*` again), kept off the public API
+    /// port; on the same host. 0 picks a free port (tests). The processor and the notifiers
+    /// ignore it: their one listener (`port`) is already an ops listener.
+    #[serde(deserialize_with = "lenient::number")]
+    pub ops_port: u16,
 }
 
 impl Default for HttpSettings {
@@ -217,6 +244,18 @@ impl Default for HttpSettings {
         Self {
             host: "127.0.0.1".into(),
             port: 8080,
+            ops_port: 8089,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The same host on the ops port, for [`crate::ops::bind`].
+    pub fn ops(&self) -> HttpSettings {
+        HttpSettings {
+            host: self.host.clone(),
+            port: self.ops_port,
+            ops_port: self.ops_port,
         }
     }
 }
@@ -408,6 +447,23 @@ pub struct ApiSettings {
     /// Largest request body accepted, in bytes.
     #[serde(deserialize_with = "lenient::number")]
     pub body_limit_bytes: usize,
+    /// How far ahead a booking (or a reschedule) may start, in days from now; later starts are
+    /// refused with 422.
+    #[serde(deserialize_with = "lenient::number")]
+    pub booking_horizon_days: u32,
+    /// Most future bookings (pending or confirmed, starting after now) one patient may hold,
+    /// whoever books for them; one more is refused with 409 `too_many_bookings`. 0: no limit.
+    #[serde(deserialize_with = "lenient::number")]
+    pub max_future_bookings_per_patient: u32,
+    /// Booking commands (create, cancel, reschedule) one user may send per second, on
+    /// average, per API replica; more get 429 with `Retry-After`. Admins are not limited.
+    /// 0: no limit.
+    #[serde(deserialize_with = "lenient::number")]
+    pub booking_rate_per_sec: u32,
+    /// Booking commands one user may send at once before `booking_rate_per_sec` applies
+    /// (the token bucket's size).
+    #[serde(deserialize_with = "lenient::number")]
+    pub booking_rate_burst: u32,
 }
 
 impl Default for ApiSettings {
@@ -415,6 +471,10 @@ impl Default for ApiSettings {
         Self {
             max_wait_secs: 30,
             body_limit_bytes: 2 * 1024 * 1024,
+            booking_horizon_days: 365,
+            max_future_bookings_per_patient: 20,
+            booking_rate_per_sec: 5,
+            booking_rate_burst: 20,
         }
     }
 }
@@ -432,6 +492,14 @@ pub struct ProcessorSettings {
     /// Longest appointment accepted, in minutes.
     #[serde(deserialize_with = "lenient::number")]
     pub max_duration_minutes: i64,
+    /// A booking still pending this long after its request (its command never reached Kafka)
+    /// is closed `not_accepted` by an expiry command on its doctor's partition. Longer than
+    /// the retry ladder (`topics.retry_delays_ms` added up).
+    #[serde(deserialize_with = "lenient::number")]
+    pub expire_pending_after_secs: u64,
+    /// How often each processor looks for such bookings.
+    #[serde(deserialize_with = "lenient::number")]
+    pub pending_sweep_interval_secs: u64,
 }
 
 impl Default for ProcessorSettings {
@@ -441,6 +509,8 @@ impl Default for ProcessorSettings {
             drain_timeout_ms: 20_000,
             min_duration_minutes: 5,
             max_duration_minutes: 480,
+            expire_pending_after_secs: 300,
+            pending_sweep_interval_secs: 30,
         }
     }
 }
@@ -633,6 +703,17 @@ mod tests {
             "3f9a1c2b7d4e6f8091a2b3c4d5e6f7081920a1b2c3d4e5f6",
         ));
         assert!(auth.signing_key().is_ok());
+    }
+
+    #[test]
+    fn the_ops_port_must_not_be_the_api_port() {
+        let mut s = Settings::default();
+        assert!(s.check().is_ok());
+        s.http.ops_port = s.http.port;
+        assert!(s.check().is_err());
+        s.http.port = 0;
+        s.http.ops_port = 0;
+        assert!(s.check().is_ok(), "two free ports (tests)");
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub struct TestApp {
     pub id: String,
     pub settings: Settings,
     pub api_url: String,
+    /// ingest-api's ops listener (`/metrics`, `/health/*`).
+    pub api_ops_url: String,
     pub http: reqwest::Client,
     /// A bearer token of this test's admin, sent by [`TestApp::post`] and [`TestApp::get`].
     pub admin_token: String,
@@ -211,6 +213,11 @@ impl TestApp {
         }
         settings.auth.jwt_secret = Some(SecretString::from(stack.jwt_secret.clone()));
         settings.http.port = 0;
+        settings.http.ops_port = 0;
+        // Tests book in bursts on purpose (200 requests for one patient); the clinic limits
+        // are tested on their own (tests/tests/limits.rs), where a test sets them.
+        settings.api.max_future_bookings_per_patient = 0;
+        settings.api.booking_rate_per_sec = 0;
         let prefix = format!("t{id}");
         settings.topics.requests = format!("{prefix}.booking.requests");
         settings.topics.events = format!("{prefix}.booking.events");
@@ -252,12 +259,14 @@ impl TestApp {
                 .expect("create the test admin");
         }
         let mut api_url = String::new();
+        let mut api_ops_url = String::new();
         let mut processor_port = None;
         if services.api {
             let app = ingest_api::Application::build(settings.clone())
                 .await
                 .expect("build api");
             api_url = format!("http://127.0.0.1:{}", app.port());
+            api_ops_url = format!("http://127.0.0.1:{}", app.ops_port());
             tasks.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
         }
         if services.processor {
@@ -302,6 +311,7 @@ impl TestApp {
             id,
             settings,
             api_url,
+            api_ops_url,
             http,
             admin_token,
             pool,

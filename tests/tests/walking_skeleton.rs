@@ -188,7 +188,13 @@ async fn services_report_ready_and_expose_metrics() {
         .unwrap();
     assert_eq!(processor_ready.status(), 200);
 
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    // The API's metrics are on its ops listener, not on the public port.
+    let metrics = reqwest::get(format!("{}/metrics", app.api_ops_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("citaflow_http_requests_total"),
         "{metrics}"

@@ -13,7 +13,7 @@ use axum::{
     http::{HeaderMap, HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use citaflow_booking_store::{self as store, NewAppointment};
 use citaflow_schemas::{BookingCommand, BookingCommandKind};
 use rdkafka::producer::FutureRecord;
@@ -61,7 +61,9 @@ pub struct NewBooking {
     pub patient_id: Uuid,
     pub doctor_id: Uuid,
     pub center_id: Uuid,
-    /// RFC 3339 with an offset, e.g. `2026-12-01T09:30:00+01:00`.
+    /// RFC 3339 with an offset, e.g. `2026-12-01T09:30:00+01:00`: on a whole minute (seconds
+    /// and fractions zero), in the future and within the booking horizon
+    /// (`api.booking_horizon_days`, 365 by default).
     pub start: DateTime<Utc>,
     /// Between the configured bounds (`minimum`/`maximum` here).
     #[serde(deserialize_with = "whole_number")]
@@ -106,17 +108,53 @@ pub struct BookingRequest {
 /// Longest booking reason, in characters once trimmed.
 pub const MAX_REASON_CHARS: usize = 500;
 
+/// What a requested slot must meet, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotRules {
+    pub min_minutes: i64,
+    pub max_minutes: i64,
+    /// How far ahead a start may be, in days.
+    pub horizon_days: u32,
+}
+
+impl SlotRules {
+    pub fn from_settings(settings: &citaflow_platform::Settings) -> Self {
+        Self {
+            min_minutes: settings.processor.min_duration_minutes,
+            max_minutes: settings.processor.max_duration_minutes,
+            horizon_days: settings.api.booking_horizon_days,
+        }
+    }
+}
+
 impl BookingRequest {
-    /// Parses a request body, collecting every problem at once.
+    /// Parses a request body, collecting every problem at once. A start is exact to the
+    /// minute (so a slot is exactly its duration: a leap second `:60` or `:59.5` is refused,
+    /// never rounded) and within the horizon (so no start in the year 9999 reaches the
+    /// processor or the events, whose readers cannot decode such dates).
     pub fn parse(
         body: NewBooking,
         now: DateTime<Utc>,
-        min_minutes: i64,
-        max_minutes: i64,
+        rules: SlotRules,
     ) -> Result<Self, Vec<FieldError>> {
+        let (min_minutes, max_minutes) = (rules.min_minutes, rules.max_minutes);
         let mut errors = Vec::new();
         if body.start <= now {
             errors.push(FieldError::new("start", "must be in the future"));
+        } else if body.start > now + Duration::days(i64::from(rules.horizon_days)) {
+            errors.push(FieldError::new(
+                "start",
+                format!(
+                    "must be at most {} days ahead (the booking horizon)",
+                    rules.horizon_days
+                ),
+            ));
+        }
+        if body.start.second() != 0 || body.start.nanosecond() != 0 {
+            errors.push(FieldError::new(
+                "start",
+                "must be on a whole minute (seconds and fractions of a second must be 0)",
+            ));
         }
         if body.duration_minutes < min_minutes || body.duration_minutes > max_minutes {
             errors.push(FieldError::new(
@@ -251,7 +289,10 @@ fn decided_response(
 /// outcome when it comes in time: 201 confirmed or 409 rejected with the reason.
 /// Patients book for themselves; secretaries and admins for anyone.
 ///
-/// Beyond the schema: `start` must be in the future (else 422). Whether the slot is free and
+/// Beyond the schema: `start` must be in the future, within the booking horizon and on a
+/// whole minute (else 422); the patient may hold only so many future bookings (else 409
+/// `too_many_bookings`, with `details.limit`); a user (admins excepted) may send only so many
+/// booking commands a second (else 429 with `Retry-After`). Whether the slot is free and
 /// the doctor, patient and center exist and are active is decided after acceptance: the
 /// booking is then `rejected` with a `reason_code`.
 #[utoipa::path(post, path = "/bookings", tag = "bookings", security(("bearer" = [])),
@@ -261,8 +302,9 @@ fn decided_response(
         (status = 202, description = "Accepted, not decided yet", body = Accepted),
         (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
         (status = 403, description = "Doctors cannot book; patients book only for themselves", body = ErrorBody),
-        (status = 409, description = "Rejected (Prefer: wait)", body = ErrorBody),
-        (status = 422, description = "Invalid fields, e.g. a start that is not in the future", body = ErrorBody),
+        (status = 409, description = "Rejected (Prefer: wait, `booking_rejected`), or `too_many_bookings`: the patient already holds the most future bookings allowed (`details.limit`)", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute", body = ErrorBody),
+        (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn create_booking(
     State(state): State<AppState>,
@@ -274,14 +316,10 @@ async fn create_booking(
     if user.role == Role::Patient && user.patient_id != Some(body.patient_id) {
         return Err(ApiError::Forbidden);
     }
-    let processor = &state.settings.processor;
-    let request = BookingRequest::parse(
-        body,
-        Utc::now(),
-        processor.min_duration_minutes,
-        processor.max_duration_minutes,
-    )
-    .map_err(ApiError::Validation)?;
+    limit_rate(&state, &user)?;
+    let request =
+        BookingRequest::parse(body, Utc::now(), SlotRules::from_settings(&state.settings))
+            .map_err(ApiError::Validation)?;
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
 
     let booking_id = Uuid::new_v4();
@@ -336,11 +374,7 @@ async fn accept_new(
         requested_by: Some(user.user_id),
         requested_at,
     };
-    super::timed(
-        "pending_insert",
-        store::insert_pending(&state.pool, &pending),
-    )
-    .await?;
+    super::timed("pending_insert", insert_within_cap(state, &pending)).await?;
 
     let command = BookingCommand {
         command_id: command_id.to_string(),
@@ -367,6 +401,63 @@ async fn accept_new(
     };
     metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => kind).increment(1);
     tracing::info!(kind, "booking accepted");
+    Ok(())
+}
+
+/// Takes a booking command from `user`'s token bucket, or refuses it with 429. Admins (the
+/// operators, imports and the load generator) are not limited.
+fn limit_rate(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+    if user.role == Role::Admin {
+        return Ok(());
+    }
+    state
+        .booking_limiter
+        .check(user.user_id)
+        .map_err(|retry_after_secs| {
+            metrics::counter!("citaflow_api_booking_commands_limited_total").increment(1);
+            ApiError::TooManyRequests { retry_after_secs }
+        })
+}
+
+/// Namespace of the advisory locks that serialize one patient's new bookings.
+const PATIENT_BOOKINGS_LOCK: i32 = 0x0B00_C0DE;
+
+/// Writes the pending row unless the patient already holds the most future bookings allowed
+/// (`api.max_future_bookings_per_patient`; a reschedule does not count the booking it moves).
+/// The count and the insert run under a per-patient advisory lock, so concurrent requests of
+/// one patient are counted one after another and the cap is exact, not merely likely.
+async fn insert_within_cap(state: &AppState, pending: &NewAppointment<'_>) -> Result<(), ApiError> {
+    let cap = state.settings.api.max_future_bookings_per_patient;
+    if cap == 0 {
+        store::insert_pending(&state.pool, pending).await?;
+        return Ok(());
+    }
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+        .bind(PATIENT_BOOKINGS_LOCK)
+        .bind(pending.patient_id)
+        .execute(&mut *tx)
+        .await?;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM appointments
+          WHERE patient_id = $1 AND status IN ('pending', 'confirmed') AND starts_at > now()
+            AND id IS DISTINCT FROM $2",
+    )
+    .bind(pending.patient_id)
+    .bind(pending.previous_booking_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if held >= i64::from(cap) {
+        return Err(ApiError::LimitReached {
+            code: "too_many_bookings",
+            message: format!(
+                "This patient already has {held} upcoming bookings, the most allowed is {cap}: cancel one first."
+            ),
+            limit: u64::from(cap),
+        });
+    }
+    store::insert_pending(&mut *tx, pending).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -644,7 +735,8 @@ fn not_active(booking: &Booking, action: &str) -> ApiError {
     responses((status = 202, body = Accepted), (status = 200, body = Booking),
         (status = 403, description = "Doctors cannot cancel", body = ErrorBody),
         (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
-        (status = 409, description = "Already cancelled, or no longer active", body = ErrorBody)))]
+        (status = 409, description = "Already cancelled, or no longer active", body = ErrorBody),
+        (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody)))]
 async fn cancel_booking(
     State(state): State<AppState>,
     user: AuthUser,
@@ -652,6 +744,7 @@ async fn cancel_booking(
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
     user.require(BOOKERS)?;
+    limit_rate(&state, &user)?;
     let booking = load(&state, id)
         .await?
         .filter(|b| visible_to(&user, b))
@@ -724,16 +817,19 @@ pub struct Reschedule {
 /// cancelled only when the new slot is confirmed, in the same decision; otherwise it stays and
 /// the answer says why. Answers 202 with the new booking id; with `Prefer: wait=N`, 201 or 409.
 ///
-/// Beyond the schema: `start` must be in the future (else 422); the slot is decided after
-/// acceptance, as for a new booking.
+/// Beyond the schema: `start` must be in the future, within the booking horizon and on a
+/// whole minute (else 422); the patient's future bookings are capped as for a new booking
+/// (the booking being moved does not count) and so is the rate of booking commands (429); the
+/// slot is decided after acceptance, as for a new booking.
 #[utoipa::path(post, path = "/bookings/{id}/reschedule", tag = "bookings", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
     request_body = Reschedule,
     responses((status = 202, body = Accepted), (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
         (status = 403, description = "Doctors cannot reschedule", body = ErrorBody),
         (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
-        (status = 409, description = "No longer active, or the new slot was rejected (Prefer: wait)", body = ErrorBody),
-        (status = 422, description = "Invalid fields, e.g. a start that is not in the future", body = ErrorBody)))]
+        (status = 409, description = "No longer active, the new slot was rejected (Prefer: wait), or `too_many_bookings` (`details.limit`)", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute", body = ErrorBody),
+        (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody)))]
 async fn reschedule_booking(
     State(state): State<AppState>,
     user: AuthUser,
@@ -742,6 +838,7 @@ async fn reschedule_booking(
     AppJson(body): AppJson<Reschedule>,
 ) -> Result<Response, ApiError> {
     user.require(BOOKERS)?;
+    limit_rate(&state, &user)?;
     let old = load(&state, id)
         .await?
         .filter(|b| visible_to(&user, b))
@@ -749,7 +846,6 @@ async fn reschedule_booking(
     if !matches!(old.status.as_str(), "pending" | "confirmed") {
         return Err(not_active(&old, "rescheduled"));
     }
-    let processor = &state.settings.processor;
     let duration = body
         .duration_minutes
         .unwrap_or((old.ends_at - old.starts_at).num_minutes());
@@ -763,8 +859,7 @@ async fn reschedule_booking(
             reason: body.reason.or(old.reason.clone()),
         },
         Utc::now(),
-        processor.min_duration_minutes,
-        processor.max_duration_minutes,
+        SlotRules::from_settings(&state.settings),
     )
     .map_err(ApiError::Validation)?;
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
@@ -800,6 +895,45 @@ async fn reschedule_booking(
 mod tests {
     use super::*;
 
+    const RULES: SlotRules = SlotRules {
+        min_minutes: 5,
+        max_minutes: 480,
+        horizon_days: 365,
+    };
+
+    /// A whole minute `hours` from `now`.
+    fn at(now: DateTime<Utc>, hours: i64) -> DateTime<Utc> {
+        let t = now + Duration::hours(hours);
+        DateTime::from_timestamp(t.timestamp() - t.timestamp() % 60, 0).unwrap()
+    }
+
+    #[test]
+    fn starts_beyond_the_horizon_or_off_the_minute_are_refused() {
+        let now = Utc::now();
+        let field_errors = |start: DateTime<Utc>| {
+            BookingRequest::parse(body(start, 30), now, RULES)
+                .err()
+                .unwrap_or_default()
+        };
+        assert!(field_errors(at(now, 24 * 364)).is_empty());
+        let far = field_errors(at(now, 24 * 366));
+        assert_eq!(far.len(), 1);
+        assert!(far[0].message.contains("365 days"), "{far:?}");
+        let year_9999: DateTime<Utc> = "9999-12-31T23:45:00Z".parse().unwrap();
+        assert_eq!(field_errors(year_9999)[0].field, "start");
+        let seconds = at(now, 2) + Duration::seconds(30);
+        assert!(field_errors(seconds)[0].message.contains("whole minute"));
+        let fraction = at(now, 2) + Duration::milliseconds(1);
+        assert!(field_errors(fraction)[0].message.contains("whole minute"));
+        // chrono reads a leap second as 59 s plus a second's worth of nanoseconds.
+        let day = (now + Duration::days(2)).format("%Y-%m-%d");
+        let leap: DateTime<Utc> =
+            serde_json::from_value(serde_json::json!(format!("{day}T23:59:60Z"))).unwrap();
+        let errors = field_errors(leap);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("whole minute"));
+    }
+
     fn body(start: DateTime<Utc>, minutes: i64) -> NewBooking {
         NewBooking {
             patient_id: Uuid::new_v4(),
@@ -814,8 +948,8 @@ mod tests {
     #[test]
     fn a_valid_request_gets_its_end_time() {
         let now = Utc::now();
-        let start = now + Duration::hours(2);
-        let r = BookingRequest::parse(body(start, 30), now, 5, 480).unwrap();
+        let start = at(now, 2);
+        let r = BookingRequest::parse(body(start, 30), now, RULES).unwrap();
         assert_eq!(r.ends_at - r.starts_at, Duration::minutes(30));
         assert_eq!(r.reason.as_deref(), Some("checkup"));
     }
@@ -823,8 +957,7 @@ mod tests {
     #[test]
     fn past_start_and_bad_duration_are_both_reported() {
         let now = Utc::now();
-        let errors =
-            BookingRequest::parse(body(now - Duration::hours(1), 0), now, 5, 480).unwrap_err();
+        let errors = BookingRequest::parse(body(at(now, -1), 0), now, RULES).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["start", "duration_minutes"]);
     }
@@ -844,9 +977,9 @@ mod tests {
     #[test]
     fn overlong_reason_is_refused() {
         let now = Utc::now();
-        let mut b = body(now + Duration::hours(1), 30);
+        let mut b = body(at(now, 1), 30);
         b.reason = Some("x".repeat(501));
-        let errors = BookingRequest::parse(b, now, 5, 480).unwrap_err();
+        let errors = BookingRequest::parse(b, now, RULES).unwrap_err();
         assert_eq!(errors[0].field, "reason");
     }
 }

@@ -98,6 +98,7 @@ pub fn complete(doc: &mut OpenApi, settings: &Settings) {
         for operation in operations.into_iter().flatten() {
             add_shared(path, operation);
             describe(operation);
+            retry_after_on_429(operation);
         }
     }
 
@@ -110,6 +111,21 @@ pub fn complete(doc: &mut OpenApi, settings: &Settings) {
             duration.minimum = Some((processor.min_duration_minutes as isize).into());
             duration.maximum = Some((processor.max_duration_minutes as isize).into());
         }
+    }
+}
+
+/// Every 429 says when to come back: `Retry-After` in seconds (the login limiter and the
+/// booking command limiter both send it).
+fn retry_after_on_429(operation: &mut Operation) {
+    if let Some(RefOr::T(response)) = operation.responses.responses.get_mut("429") {
+        response
+            .headers
+            .entry("Retry-After".to_owned())
+            .or_insert_with(|| {
+                let mut header = Header::new(Object::with_type(Type::Integer));
+                header.description = Some("Seconds to wait before trying again".to_owned());
+                RefOr::T(header)
+            });
     }
 }
 
@@ -204,6 +220,12 @@ mod tests {
                 if path.contains('{') {
                     assert!(has("400") && has("404"), "{method} {path}");
                 }
+                if has("429") {
+                    assert!(
+                        responses["429"]["headers"]["Retry-After"].is_object(),
+                        "{method} {path}: a 429 documents Retry-After"
+                    );
+                }
                 for (status, response) in responses {
                     assert!(
                         response.get("$ref").is_some()
@@ -214,6 +236,26 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn booking_commands_document_their_limits() {
+        let doc = document();
+        for (path, method) in [
+            ("/bookings", "post"),
+            ("/bookings/{id}/cancel", "post"),
+            ("/bookings/{id}/reschedule", "post"),
+        ] {
+            let responses = &doc["paths"][path][method]["responses"];
+            assert!(responses["429"].is_object(), "{method} {path}");
+        }
+        for (path, method) in [("/bookings", "post"), ("/bookings/{id}/reschedule", "post")] {
+            let responses = &doc["paths"][path][method]["responses"];
+            let conflict = responses["409"]["description"].as_str().unwrap();
+            assert!(conflict.contains("too_many_bookings"), "{method} {path}");
+            let invalid = responses["422"]["description"].as_str().unwrap();
+            assert!(invalid.contains("horizon"), "{method} {path}");
         }
     }
 

@@ -39,6 +39,13 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A configured limit was reached (409 with the limit in `details`).
+    #[error("{message}")]
+    LimitReached {
+        code: &'static str,
+        message: String,
+        limit: u64,
+    },
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -114,6 +121,11 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, None),
+            ApiError::LimitReached { code, limit, .. } => (
+                StatusCode::CONFLICT,
+                code,
+                Some(ErrorDetails::Limit(Limit { limit: *limit })),
+            ),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
@@ -150,7 +162,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// Extra information by `code`: the invalid fields (`validation_failed`), what was wrong
     /// (`invalid_body`, `malformed_json`, `invalid_path`, `invalid_query`), the decision
-    /// (`booking_rejected`); `null` otherwise.
+    /// (`booking_rejected`), the limit reached (`too_many_bookings`); `null` otherwise.
     pub details: Option<ErrorDetails>,
 }
 
@@ -164,6 +176,14 @@ pub enum ErrorDetails {
     Reason(Reason),
     /// Why a booking was not confirmed (`booking_rejected`).
     Rejection(Rejection),
+    /// The configured limit that was reached (`too_many_bookings`).
+    Limit(Limit),
+}
+
+/// A configured limit, e.g. the most future bookings a patient may hold.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Limit {
+    pub limit: u64,
 }
 
 /// What was wrong with a malformed request, in the request's own terms.

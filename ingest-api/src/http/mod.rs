@@ -17,6 +17,7 @@ use std::time::Instant;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderValue, header},
     middleware::{self, Next},
     response::Response,
     routing::get,
@@ -79,7 +80,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The whole HTTP surface of ingest-api, ready for `axum::serve` or in-process tests.
+/// The public HTTP surface of ingest-api (the API, its document and `/health/*`), ready for
+/// `axum::serve` or in-process tests. `/metrics` is not here: see [`ops_router`].
 pub fn router(state: AppState, readiness: ops::Readiness) -> Router {
     let body_limit = state.settings.api.body_limit_bytes;
     let (api, mut openapi) = api();
@@ -95,9 +97,42 @@ pub fn router(state: AppState, readiness: ops::Readiness) -> Router {
             get(move || std::future::ready(Json(document.clone()))),
         )
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
-        .merge(ops::router(readiness))
+        .merge(ops::health_router(readiness))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// The ops listener's surface (`/metrics` and `/health/*`), served on `http.ops_port` so the
+/// metrics never face the API's clients.
+pub fn ops_router(readiness: ops::Readiness) -> Router {
+    ops::router(readiness).layer(middleware::from_fn(security_headers))
+}
+
+/// How long clients and proxies may keep the API's description (`/openapi.json`, `/docs`):
+/// it holds no personal data and changes only with a deploy.
+const DOCUMENT_CACHE: &str = "public, max-age=300";
+
+/// Headers on every response: `X-Content-Type-Options: nosniff` (a browser never reads a JSON
+/// answer as HTML or script), and `Cache-Control: no-store` on everything but the API's
+/// description, since answers carry personal data or tokens and must not sit in a shared or
+/// browser cache. A handler's own `Cache-Control` is kept.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let document = {
+        let path = request.uri().path();
+        path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/")
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        let policy = if document { DOCUMENT_CACHE } else { "no-store" };
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
 }
 
 async fn method_not_allowed() -> error::ApiError {

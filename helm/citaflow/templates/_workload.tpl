@@ -69,6 +69,12 @@ spec:
             - name: http
               containerPort: {{ int64 $v.containerPorts.http }}
               protocol: TCP
+            {{- with $v.containerPorts.metrics }}
+            # The ops listener (ingest-api): /metrics, kept off the API port.
+            - name: metrics
+              containerPort: {{ int64 . }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             - configMapRef:
                 name: {{ include "citaflow.configMapName" $ }}
@@ -134,6 +140,12 @@ spec:
       port: {{ int64 .service.port }}
       targetPort: http
       protocol: TCP
+    {{- with .service.metricsPort }}
+    - name: metrics
+      port: {{ int64 . }}
+      targetPort: metrics
+      protocol: TCP
+    {{- end }}
   selector:
     {{- include "citaflow.selectorLabels" (dict "ctx" $ "component" .component) | nindent 4 }}
 {{- end -}}

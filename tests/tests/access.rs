@@ -771,6 +771,12 @@ async fn the_api_does_what_its_openapi_document_says_for_every_role() {
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", "all"])
             .args(["--exclude-path", "/auth/login"])
+            // A password change revokes the user's tokens, the caller's own included, and the
+            // admin's run can find its own id: setting it would blunt the rest of that run.
+            .args(match role {
+                "admin" => &["--exclude-name", "POST /users/{id}/password"][..],
+                _ => &[][..],
+            })
             .args(["--max-examples", "15"])
             // One worker: with more, Hypothesis's source inspection trips over CPython 3.11's
             // parser in threads ("AST constructor recursion depth mismatch").

@@ -13,6 +13,7 @@ set +a
 export CITAFLOW__HTTP__PORT
 CITAFLOW__HTTP__PORT=$(svc_port "$name")
 case $name in
+ingest-api) export CITAFLOW__HTTP__OPS_PORT=$API_OPS_PORT ;;
 notifier-email) export CITAFLOW__NOTIFIER__CHANNEL=email ;;
 notifier-sms) export CITAFLOW__NOTIFIER__CHANNEL=sms ;;
 esac

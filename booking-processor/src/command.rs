@@ -64,6 +64,10 @@ pub struct Cancel {
 pub enum Action {
     Create(Create),
     Cancel(Cancel),
+    /// Close `booking_id` if it is still pending when this is decided: its request never
+    /// reached the processor (the API died between the pending row and the produce). Being on
+    /// the doctor's partition, it is decided after anything produced for that doctor before it.
+    Expire(Cancel),
     /// Confirm the new booking, then cancel the previous one, in one decision.
     Reschedule(Create),
 }
@@ -81,7 +85,7 @@ impl Command {
     pub fn booking_id(&self) -> Uuid {
         match &self.action {
             Action::Create(c) | Action::Reschedule(c) => c.booking_id,
-            Action::Cancel(c) => c.booking_id,
+            Action::Cancel(c) | Action::Expire(c) => c.booking_id,
         }
     }
 
@@ -89,7 +93,7 @@ impl Command {
     pub fn doctor_id(&self) -> Uuid {
         match &self.action {
             Action::Create(c) | Action::Reschedule(c) => c.doctor_id,
-            Action::Cancel(c) => c.doctor_id,
+            Action::Cancel(c) | Action::Expire(c) => c.doctor_id,
         }
     }
 
@@ -98,6 +102,7 @@ impl Command {
             Action::Create(_) => "create",
             Action::Cancel(_) => "cancel",
             Action::Reschedule(_) => "reschedule",
+            Action::Expire(_) => "expire",
         }
     }
 }
@@ -151,6 +156,10 @@ impl TryFrom<&BookingCommand> for Command {
         let action = match record.kind {
             BookingCommandKind::Create => Action::Create(create(None)?),
             BookingCommandKind::Cancel => Action::Cancel(Cancel {
+                booking_id,
+                doctor_id,
+            }),
+            BookingCommandKind::Expire => Action::Expire(Cancel {
                 booking_id,
                 doctor_id,
             }),

@@ -78,6 +78,7 @@ pub async fn decide(
     let drafts = match &command.action {
         Action::Create(create) => decide_create(&mut tx, rules, command, create, now).await?,
         Action::Cancel(cancel) => decide_cancel(&mut tx, cancel, now).await?,
+        Action::Expire(expire) => decide_expire(&mut tx, expire, now).await?,
         Action::Reschedule(create) => {
             decide_reschedule(&mut tx, rules, command, create, now).await?
         }
@@ -175,6 +176,8 @@ pub async fn close_dead_letter(
                 vec![]
             }
         }
+        // A dead-lettered expire still closes a booking nobody else will decide.
+        Action::Expire(expire) => decide_expire(&mut tx, expire, now).await?,
         Action::Cancel(_) => vec![],
     };
     let events = record(&mut tx, command, drafts, now).await?;
@@ -491,6 +494,30 @@ async fn decide_cancel(
         "cancelled_by_request",
         message,
     )])
+}
+
+/// Closes a booking that is still pending as `rejected` (`not_accepted`): every command
+/// produced for its doctor before this one has been decided, so its own request never came.
+async fn decide_expire(
+    conn: &mut PgConnection,
+    expire: &Cancel,
+    now: DateTime<Utc>,
+) -> Result<Vec<Draft>, ProcessError> {
+    let Some(existing) = store::lock_existing(conn, expire.booking_id).await? else {
+        return Ok(vec![]);
+    };
+    if existing.status != "pending" || !store::expire_pending(conn, expire.booking_id, now).await? {
+        return Ok(vec![]);
+    }
+    let mut draft = cancelled_draft(
+        expire.booking_id,
+        &existing,
+        store::NOT_ACCEPTED,
+        store::NOT_ACCEPTED_MESSAGE,
+    );
+    draft.kind = BookingEventKind::Rejected;
+    draft.status = BookingStatus::Rejected;
+    Ok(vec![draft])
 }
 
 /// Confirms the new slot and cancels the old booking in one decision; if the new slot cannot

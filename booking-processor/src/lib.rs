@@ -6,6 +6,7 @@ pub mod command;
 pub mod decide;
 pub mod dispatch;
 pub mod error;
+pub mod expiry;
 pub mod handler;
 pub mod retry;
 
@@ -34,6 +35,7 @@ pub struct Application {
     ops_router: axum::Router,
     port: u16,
     drain: Duration,
+    sweeper: expiry::Sweeper,
 }
 
 impl Application {
@@ -56,10 +58,18 @@ impl Application {
             Duration::from_millis(settings.registry.timeout_ms),
         )?;
         let rules = Rules::from(&settings.processor);
+        let commands = AvroCodec::new(registry.clone(), &settings.topics.requests);
+        let sweeper = expiry::Sweeper::new(
+            pool.clone(),
+            producer.clone(),
+            commands.clone(),
+            &settings.topics.requests,
+            &settings.processor,
+        );
         let handler = Handler::new(
             pool.clone(),
             producer.clone(),
-            AvroCodec::new(registry.clone(), &settings.topics.requests),
+            commands,
             AvroCodec::new(registry, &settings.topics.events),
             topology.clone(),
             rules,
@@ -75,6 +85,7 @@ impl Application {
             ops_router: ops::router(readiness),
             port,
             drain,
+            sweeper,
         })
     }
 
@@ -94,6 +105,7 @@ impl Application {
                 .await
         });
         tracing::info!(port = self.port, "booking-processor started");
+        let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
         let runtime = tokio::runtime::Handle::current();
         let (consumer, handler, topology) = (self.consumer, self.handler, self.topology);
         let poll_shutdown = shutdown.clone();
@@ -111,6 +123,7 @@ impl Application {
         }
         ops_shutdown.cancel();
         let _ = ops.await;
+        let _ = sweeper.await;
         Ok(())
     }
 }

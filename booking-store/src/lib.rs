@@ -5,7 +5,8 @@
 //!            insert_pending            write_decided
 //!  (request) ─────────────► pending ─────────────────► confirmed ──┐ mark_cancelled
 //!                              │   └───────────────► rejected      ├──────────────► cancelled
-//!                              │ close_unpublished      ▲          │
+//!                              │ close_unpublished,     ▲          │
+//!                              │ expire_pending         │          │
 //!                              └──────► rejected        │ (retries_exhausted may be
 //!                                      (not_accepted)   └  re-decided by a late command)
 //! ```
@@ -91,23 +92,66 @@ pub async fn insert_pending<'c>(
     Ok(())
 }
 
+/// The reason of a booking whose request was never processed.
+pub const NOT_ACCEPTED: &str = "not_accepted";
+pub const NOT_ACCEPTED_MESSAGE: &str = "The request could not be queued; it was not processed.";
+
 /// Closes a booking whose command never reached Kafka as `rejected` (`not_accepted`), unless
 /// it was decided meanwhile. Returns whether the row was closed.
 pub async fn close_unpublished<'c>(
     db: impl PgExecutor<'c>,
     booking_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
+    close_pending(db, booking_id, Utc::now()).await
+}
+
+/// Closes a booking still `pending` when its expiry is decided (see [`stale_pending`]), the
+/// same way as one that was never published. Returns whether the row was closed.
+pub async fn expire_pending(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    close_pending(conn, booking_id, now).await
+}
+
+async fn close_pending<'c>(
+    db: impl PgExecutor<'c>,
+    booking_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE appointments
-            SET status = 'rejected', reason_code = 'not_accepted',
-                reason_message = 'The request could not be queued; it was not processed.',
-                decided_at = now(), updated_at = now()
+            SET status = 'rejected', reason_code = $2, reason_message = $3,
+                decided_at = $4, updated_at = now()
           WHERE id = $1 AND status = 'pending'",
     )
     .bind(booking_id)
+    .bind(NOT_ACCEPTED)
+    .bind(NOT_ACCEPTED_MESSAGE)
+    .bind(now)
     .execute(db)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Bookings still `pending` that were requested before `before` (oldest first, at most
+/// `limit`), with their doctors: candidates for an expiry command. Reads the partial index
+/// `appointments_pending`, so it costs the number of pending rows, not the table.
+pub async fn stale_pending<'c>(
+    db: impl PgExecutor<'c>,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, doctor_id FROM appointments
+          WHERE status = 'pending' AND requested_at < $1
+          ORDER BY requested_at LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
 }
 
 /// Writes the decided state of a new booking. Returns `false` when the booking was already

@@ -10,6 +10,8 @@ pub enum BookingCommandKind {
     Create,
     Cancel,
     Reschedule,
+    /// Close the booking if it is still pending (its request never reached the processor).
+    Expire,
 }
 
 /// A command on `booking.requests` (schema `com.citaflow.booking.v1.BookingCommand`).
@@ -201,6 +203,7 @@ mod tests {
             BookingCommandKind::Create,
             BookingCommandKind::Cancel,
             BookingCommandKind::Reschedule,
+            BookingCommandKind::Expire,
         ] {
             let mut c = command();
             c.kind = kind;

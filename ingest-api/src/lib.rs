@@ -159,7 +159,7 @@ pub async fn create_admin(
             anyhow::bail!("user {username} exists with role {role}, not admin")
         }
         Some((id, _)) => {
-            sqlx::query("UPDATE users SET password_hash = $2, active = true, updated_at = now() WHERE id = $1")
+            sqlx::query("UPDATE users SET password_hash = $2, active = true, token_generation = token_generation + 1, updated_at = now() WHERE id = $1")
                 .bind(id)
                 .bind(hash)
                 .execute(&pool)

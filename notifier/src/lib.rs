@@ -46,10 +46,20 @@
 //!   never reach a log field; `Debug` of contacts and phones hides them.
 //! - **Metrics.** `citaflow_notifications_total{channel, outcome}`: one final outcome per
 //!   record (`sent`, `failed`, `skipped`, `duplicate`) plus events along the way (`retried` per
-//!   failed attempt, `in_doubt` per attempt that may repeat a delivery, `reconciled` when the
-//!   provider's log (the mail system's or the SMS provider's) showed it had been delivered);
+//!   failed attempt, `deferred` per attempt the SMTP server refused for now, `gave_up` when
+//!   such a refusal outlasted `notifier.deferred_give_up_secs`, `in_doubt` per attempt that may
+//!   repeat a delivery, `reconciled` when the provider's log (the mail system's or the SMS
+//!   provider's) showed it had been delivered);
 //!   `citaflow_notification_send_seconds`; consumer lag from the platform
 //!   (`citaflow_consumer_lag`).
+//! - **A recipient refused for now is given up on in bounded time.** An SMTP 4xx reply other
+//!   than `421` to `MAIL FROM`, `RCPT TO` or the message is about this message
+//!   ([`channels::SendError::Deferred`]): retried until `notifier.deferred_give_up_secs` after
+//!   the delivery's first attempt, then recorded `failed` (`gave up after N attempts over T s:
+//!   …`, counted `gave_up`; each refused attempt `deferred`). Retries are in place, so one such
+//!   recipient holds its partition at most that long (a deferral queue would hold nobody; not
+//!   built). An unreachable server (refused connection, timeouts, `421`) holds everyone alike
+//!   and is retried until it is back.
 //! - **Shutdown** stops polling; a send in progress gets `notifier.drain_timeout_ms` to finish
 //!   and be recorded, after which the record is left for redelivery.
 

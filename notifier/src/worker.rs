@@ -1,6 +1,9 @@
 //! One event on one channel: decode, claim in the delivery log, resolve the patient, render,
 //! send under the row lock, record. Transient failures are retried in place with backoff (this
-//! channel waits; the other channel's consumer group does not).
+//! channel waits; the other channel's consumer group does not). A message the SMTP server keeps
+//! refusing for now ([`SendError::Deferred`]) is retried only until
+//! `notifier.deferred_give_up_secs` after its first attempt, then recorded `failed`: one such
+//! recipient holds its partition at most that long.
 
 use std::{sync::Arc, time::Duration};
 
@@ -61,6 +64,9 @@ impl Outcome {
 struct Retry {
     error: anyhow::Error,
     unrecorded: Option<(Uuid, Closing)>,
+    /// The next attempt is due no later than this (a deferred message's give-up time), so that
+    /// the pause between attempts never stretches the bound.
+    due_within: Option<Duration>,
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Retry {
@@ -68,6 +74,7 @@ impl<E: Into<anyhow::Error>> From<E> for Retry {
         Retry {
             error: error.into(),
             unrecorded: None,
+            due_within: None,
         }
     }
 }
@@ -83,6 +90,8 @@ pub(crate) struct Worker {
     pub sender: Sender,
     pub channel: Channel,
     pub default_lang: Lang,
+    /// How long a deferred message is retried from its first attempt.
+    pub deferred_give_up: Duration,
 }
 
 impl Worker {
@@ -99,6 +108,7 @@ impl Worker {
             sender,
             channel: settings.notifier.channel,
             default_lang,
+            deferred_give_up: Duration::from_secs(settings.notifier.deferred_give_up_secs),
         }
     }
 
@@ -133,10 +143,14 @@ impl Worker {
                         unrecorded = retry.unrecorded;
                     }
                     count(channel, "retried");
-                    tracing::warn!(error = %retry.error, channel, retry_in_ms = backoff.as_millis() as u64, "notification not done, will retry");
+                    // A little past the give-up time, so that the next attempt is the last.
+                    let pause = retry
+                        .due_within
+                        .map_or(backoff, |due| backoff.min(due + Duration::from_millis(50)));
+                    tracing::warn!(error = %retry.error, channel, retry_in_ms = pause.as_millis() as u64, "notification not done, will retry");
                     tokio::select! {
                         _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(pause) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -200,7 +214,7 @@ impl Worker {
         ids: EventIds,
     ) -> Result<Outcome, Retry> {
         let channel = self.channel.as_str();
-        let (in_doubt, since) =
+        let (in_doubt, since, attempts) =
             match deliveries::claim(&self.pool, event_id, channel, ids.booking_id).await? {
                 Claim::Closed => {
                     tracing::debug!("already handled");
@@ -214,7 +228,7 @@ impl Worker {
                     if attempts > 1 {
                         tracing::info!(attempts, in_doubt, "notification attempted again");
                     }
-                    (in_doubt, since)
+                    (in_doubt, since, attempts)
                 }
             };
         // What the patient needs to hear, and where.
@@ -274,12 +288,38 @@ impl Worker {
         let closing = match sent {
             Ok(reference) => Closing::Sent(reference),
             Err(SendError::Permanent(reason)) => Closing::Failed(reason),
+            Err(SendError::Deferred(reason)) => {
+                // Measured from the first attempt, as the delivery log recorded it.
+                let waited = (Utc::now() - since).to_std().unwrap_or_default();
+                if waited >= self.deferred_give_up {
+                    count(channel, "gave_up");
+                    let mut reason = format!(
+                        "gave up after {attempts} attempts over {} s: {reason}",
+                        waited.as_secs()
+                    );
+                    if doubt_remains {
+                        reason.push_str(" (an earlier attempt may have delivered it)");
+                    }
+                    Closing::Failed(reason)
+                } else {
+                    count(channel, "deferred");
+                    if let Err(e) = locked.note_retry(doubt_remains, &reason).await {
+                        tracing::warn!(error = %e, "could not record the failed attempt");
+                    }
+                    return Err(Retry {
+                        error: SendError::Deferred(reason).into(),
+                        unrecorded: None,
+                        due_within: Some(self.deferred_give_up - waited),
+                    });
+                }
+            }
             Err(error @ (SendError::NotSent(_) | SendError::InDoubt(_))) => {
                 let doubt = doubt_remains || matches!(error, SendError::InDoubt(_));
                 let reason = match &error {
-                    SendError::NotSent(r) | SendError::InDoubt(r) | SendError::Permanent(r) => {
-                        r.clone()
-                    }
+                    SendError::NotSent(r)
+                    | SendError::InDoubt(r)
+                    | SendError::Permanent(r)
+                    | SendError::Deferred(r) => r.clone(),
                 };
                 if let Err(e) = locked.note_retry(doubt, &reason).await {
                     tracing::warn!(error = %e, "could not record the failed attempt");
@@ -296,6 +336,7 @@ impl Worker {
             Err(e) => Err(Retry {
                 error: e.into(),
                 unrecorded: Some((event_id, closing)),
+                due_within: None,
             }),
         }
     }

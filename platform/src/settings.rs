@@ -541,6 +541,15 @@ pub struct NotifierSettings {
     pub default_language: String,
     #[serde(deserialize_with = "lenient::number")]
     pub drain_timeout_ms: u64,
+    /// How long a recipient the SMTP server keeps refusing for now (a 4xx reply to `MAIL FROM`,
+    /// `RCPT TO` or the message, e.g. `450 4.2.1 Mailbox busy`) is retried, counted from the
+    /// delivery's first attempt; then its delivery is recorded `failed` with the reason and the
+    /// notifier moves on. Retries happen in place, so this is also the longest one such
+    /// recipient holds its partition's later notifications. An unreachable server (connection
+    /// refused, timeouts, `421` service closing) is not bounded by this: it is retried until it
+    /// is back. 0 gives up at the first refusal.
+    #[serde(deserialize_with = "lenient::number")]
+    pub deferred_give_up_secs: u64,
 }
 
 impl Default for NotifierSettings {
@@ -550,6 +559,7 @@ impl Default for NotifierSettings {
             group_id: None,
             default_language: "es".into(),
             drain_timeout_ms: 20_000,
+            deferred_give_up_secs: 600,
         }
     }
 }

@@ -22,10 +22,17 @@ pub enum SendError {
     /// Never going to work (invalid address, refused by the provider): recorded `failed`.
     #[error("permanent: {0}")]
     Permanent(String),
-    /// Try again later; the provider did not take the message (connection refused, SMTP 4xx
-    /// reply, HTTP 429 or 5xx).
+    /// Try again later; the provider did not take the message and nothing says it is this
+    /// message's fault (connection refused or not ready, SMTP `421` service closing, HTTP 429
+    /// or 5xx): retried until the provider is back, however long that takes.
     #[error("not sent: {0}")]
     NotSent(String),
+    /// Try again later, but not forever: the SMTP server answered and refused this message for
+    /// now (a 4xx reply other than `421` to `MAIL FROM`, `RCPT TO` or the message, such as
+    /// `450 4.2.1 Mailbox busy`). Nothing was taken. The worker gives up after
+    /// `notifier.deferred_give_up_secs` from the first attempt and records it `failed`.
+    #[error("deferred: {0}")]
+    Deferred(String),
     /// Try again later; the provider may have taken the message (connection lost or timed out
     /// once the message was on its way).
     #[error("in doubt: {0}")]

@@ -90,8 +90,14 @@ impl SmtpClient {
                 self.timeout.as_millis()
             ))),
             Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(redact(&e.to_string()))),
-            // A 4xx reply: the server said no, for now.
-            Ok(Err(e)) if e.is_transient() => Err(SendError::NotSent(redact(&e.to_string()))),
+            // 421: the server is closing the channel, whoever the message is for.
+            Ok(Err(e))
+                if e.is_transient() && e.status().is_some_and(|c| c.to_string() == "421") =>
+            {
+                Err(SendError::NotSent(redact(&e.to_string())))
+            }
+            // Any other 4xx reply: the server said no to this message, for now.
+            Ok(Err(e)) if e.is_transient() => Err(SendError::Deferred(redact(&e.to_string()))),
             // The connection broke: maybe before, maybe after the final dot.
             Ok(Err(e)) => Err(SendError::InDoubt(redact(&e.to_string()))),
         };

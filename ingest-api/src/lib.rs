@@ -1,6 +1,7 @@
 //! ingest-api: authenticates clients, manages the clinic directory, validates booking requests
 //! and publishes them as Avro commands to Kafka, and answers queries from PostgreSQL.
 
+pub mod broker;
 pub mod domain;
 pub mod http;
 pub mod login_limiter;
@@ -66,10 +67,12 @@ impl Application {
         let commands = AvroCodec::new(registry, &settings.topics.requests);
         let background = CancellationToken::new();
         let outcomes = outcomes::Outcomes::spawn(pool.clone(), background.clone());
+        let broker = broker::BrokerHealth::spawn(producer.clone(), background.clone());
         let state = AppState {
             settings: settings.clone(),
             pool: pool.clone(),
             producer: producer.clone(),
+            broker,
             commands,
             outcomes,
             tokens,

@@ -6,7 +6,8 @@ use citaflow_platform::Settings;
 use citaflow_schemas::{AvroCodec, BookingCommand};
 
 use crate::{
-    login_limiter::LoginLimiter, outcomes::Outcomes, rate_limiter::RateLimiter, tokens::TokenKeys,
+    broker::BrokerHealth, login_limiter::LoginLimiter, outcomes::Outcomes,
+    rate_limiter::RateLimiter, tokens::TokenKeys,
 };
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: PgPool,
     pub producer: FutureProducer,
+    /// Whether Kafka answers, as a probe last saw it (refuse fast while it does not).
+    pub broker: Arc<BrokerHealth>,
     pub commands: AvroCodec<BookingCommand>,
     pub outcomes: Arc<Outcomes>,
     pub tokens: Arc<TokenKeys>,

@@ -359,6 +359,10 @@ async fn accept_new(
     kind: BookingCommandKind,
     previous_booking_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
+    // Refused before anything is written while Kafka is known to be away.
+    if !state.broker.is_up() {
+        return Err(broker_unreachable());
+    }
     let command_id = Uuid::new_v4();
     let requested_at = Utc::now();
     let pending = NewAppointment {
@@ -467,13 +471,27 @@ async fn publish(state: &AppState, command: &BookingCommand) -> Result<(), ApiEr
     let record = FutureRecord::to(&state.settings.topics.requests)
         .key(command.doctor_id.as_bytes())
         .payload(&payload);
-    state
-        .producer
-        .send(record, std::time::Duration::from_secs(5))
-        .await
-        .map_err(|(err, _)| ApiError::Unavailable(anyhow::anyhow!("producing command: {err}")))?;
+    // Subscribe first, so an outage seen while the produce waits is not missed.
+    let went_down = state.broker.went_down();
+    tokio::pin!(went_down);
+    if !state.broker.is_up() {
+        return Err(broker_unreachable());
+    }
+    tokio::select! {
+        sent = state.producer.send(record, std::time::Duration::from_secs(5)) => {
+            sent.map_err(|(err, _)| {
+                ApiError::Unavailable(anyhow::anyhow!("producing command: {err}"))
+            })?;
+        }
+        () = &mut went_down => return Err(broker_unreachable()),
+    }
     Ok(())
 }
+
+fn broker_unreachable() -> ApiError {
+    ApiError::Unavailable(anyhow::anyhow!("Kafka is unreachable"))
+}
+
 
 /// Closes a booking whose command never reached Kafka, unless it was decided meanwhile.
 async fn close_unpublished(state: &AppState, booking_id: Uuid) {

@@ -54,7 +54,12 @@ enum Answer {
 
 impl Shared {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        match self.api.request(method, path, body.as_ref()).send().await {
+        self.send(self.api.request(method, path, body.as_ref()))
+            .await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        match request.send().await {
             Ok(response) => {
                 let status = response.status();
                 match response.bytes().await {
@@ -149,7 +154,12 @@ impl Shared {
                     "center_id": self.dir.centers[plan.center], "start": start,
                     "duration_minutes": 30, "reason": "Carga (citaflow load)",
                 });
-                self.call(Method::POST, "bookings", Some(body)).await
+                // A fresh key per create, as a client that may retry it would send.
+                let request = self
+                    .api
+                    .request(Method::POST, "bookings", Some(&body))
+                    .header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+                self.send(request).await
             }
             Op::Read => match self.known(plan.pick) {
                 Some(id) if plan.pick.is_multiple_of(2) => {

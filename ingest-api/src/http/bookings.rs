@@ -30,6 +30,7 @@ use super::{
         ApiError, AppJson, AppPath, AppQuery, ErrorBody, ErrorDetails, FieldError, Rejection,
         error_body,
     },
+    idempotency::{self, Prior},
     pagination::{self, Page, PageParams},
 };
 use crate::state::AppState;
@@ -55,7 +56,7 @@ fn visible_to(user: &AuthUser, booking: &Booking) -> bool {
 }
 
 /// Body of `POST /bookings`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBooking {
     pub patient_id: Uuid,
@@ -295,15 +296,22 @@ fn decided_response(
 /// booking commands a second (else 429 with `Retry-After`). Whether the slot is free and
 /// the doctor, patient and center exist and are active is decided after acceptance: the
 /// booking is then `rejected` with a `reason_code`.
+///
+/// With an `Idempotency-Key`, a retry of the same request answers the first one's outcome
+/// with the same booking id: 201 or 409 as first answered; a first 202 as the booking is now
+/// (202 pending, 201 or 409 once decided). The same key with another body is 422
+/// `idempotency_key_reused`; a retry while the first request is still running is 409
+/// `idempotency_key_in_use`.
 #[utoipa::path(post, path = "/bookings", tag = "bookings", security(("bearer" = [])),
     request_body = NewBooking,
-    params(("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the outcome")),
+    params(("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the outcome"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Any 1–255 visible ASCII characters, new for each intended action (e.g. a UUID). A retry with the same key and the same request answers the first one's outcome (header `Idempotent-Replayed: true`); keys are kept 24 hours per user")),
     responses(
         (status = 202, description = "Accepted, not decided yet", body = Accepted),
         (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
         (status = 403, description = "Doctors cannot book; patients book only for themselves", body = ErrorBody),
-        (status = 409, description = "Rejected (Prefer: wait, `booking_rejected`), or `too_many_bookings`: the patient already holds the most future bookings allowed (`details.limit`)", body = ErrorBody),
-        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute", body = ErrorBody),
+        (status = 409, description = "Rejected (Prefer: wait, `booking_rejected`), `too_many_bookings`: the patient already holds the most future bookings allowed (`details.limit`), or `idempotency_key_in_use`: a request with this Idempotency-Key is still in flight", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute; or `idempotency_key_reused`: the Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn create_booking(
@@ -315,6 +323,12 @@ async fn create_booking(
     user.require(BOOKERS)?;
     if user.role == Role::Patient && user.patient_id != Some(body.patient_id) {
         return Err(ApiError::Forbidden);
+    }
+    let key = idempotency::Key::from_headers(&headers, user.user_id, "create", &body)?;
+    if let Some(key) = &key
+        && let Some(prior) = idempotency::lookup(&state, key).await?
+    {
+        return replay_new(&state, prior).await;
     }
     limit_rate(&state, &user)?;
     let request =
@@ -332,6 +346,7 @@ async fn create_booking(
             &request,
             BookingCommandKind::Create,
             None,
+            key.as_ref(),
         )
         .await?;
         let booking = match wait {
@@ -343,14 +358,20 @@ async fn create_booking(
             status: "pending".into(),
             previous_booking_id: None,
         };
-        Ok(decided_response(booking, accepted, wait))
+        Ok(answer(
+            &state,
+            key.as_ref(),
+            decided_response(booking, accepted, wait),
+        )
+        .await)
     }
     .instrument(span)
     .await
 }
 
 /// Records a new pending booking, then publishes the command that decides it. The row comes
-/// first so a GET right after the 202 finds it.
+/// first so a GET right after the 202 finds it; with an Idempotency-Key, the key is claimed in
+/// the row's transaction.
 async fn accept_new(
     state: &AppState,
     user: &AuthUser,
@@ -358,6 +379,7 @@ async fn accept_new(
     request: &BookingRequest,
     kind: BookingCommandKind,
     previous_booking_id: Option<Uuid>,
+    key: Option<&idempotency::Key>,
 ) -> Result<(), ApiError> {
     // Refused before anything is written while Kafka is known to be away.
     if !state.broker.is_up() {
@@ -378,7 +400,7 @@ async fn accept_new(
         requested_by: Some(user.user_id),
         requested_at,
     };
-    super::timed("pending_insert", insert_within_cap(state, &pending)).await?;
+    super::timed("pending_insert", insert_within_cap(state, &pending, key)).await?;
 
     let command = BookingCommand {
         command_id: command_id.to_string(),
@@ -396,6 +418,9 @@ async fn accept_new(
     };
     if let Err(err) = super::timed("publish", publish(state, &command)).await {
         close_unpublished(state, booking_id).await;
+        if let Some(key) = key {
+            idempotency::release(state, key, false).await;
+        }
         return Err(err);
     }
     let kind = if previous_booking_id.is_some() {
@@ -406,6 +431,65 @@ async fn accept_new(
     metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => kind).increment(1);
     tracing::info!(kind, "booking accepted");
     Ok(())
+}
+
+/// Records the answer under the request's Idempotency-Key, if it has one.
+async fn answer(state: &AppState, key: Option<&idempotency::Key>, response: Response) -> Response {
+    match key {
+        Some(key) => idempotency::record(state, key, response).await,
+        None => response,
+    }
+}
+
+/// A create or reschedule retried with its Idempotency-Key, same booking id: a decided first
+/// answer (201, 409) as it was; a first 202, or a first request that died before answering,
+/// as the booking is now (202 while pending, 201 or 409 once decided; the processor's pending
+/// sweep closes a booking whose command never reached Kafka).
+async fn replay_new(state: &AppState, prior: Prior) -> Result<Response, ApiError> {
+    let response = match prior {
+        Prior::InFlight {
+            abandoned: false, ..
+        } => return Err(idempotency::in_use()),
+        Prior::Answered {
+            booking_id,
+            status,
+            body,
+        } if status != StatusCode::ACCEPTED => {
+            let location = [(header::LOCATION, format!("/bookings/{booking_id}"))];
+            (status, location, Json(body)).into_response()
+        }
+        Prior::Answered { booking_id, .. } | Prior::InFlight { booking_id, .. } => {
+            let booking = load(state, booking_id).await?;
+            let accepted = Accepted {
+                booking_id,
+                status: "pending".into(),
+                previous_booking_id: booking.as_ref().and_then(|b| b.previous_booking_id),
+            };
+            decided_response(booking.filter(is_decided), accepted, None)
+        }
+    };
+    Ok(idempotency::replayed(response))
+}
+
+/// A cancel retried with its Idempotency-Key: the first answer, a 202 as 200 once the booking
+/// is cancelled.
+async fn replay_cancel(state: &AppState, prior: Prior) -> Result<Response, ApiError> {
+    let response = match prior {
+        Prior::InFlight { .. } => return Err(idempotency::in_use()),
+        Prior::Answered {
+            booking_id,
+            status: StatusCode::ACCEPTED,
+            body,
+        } => match load(state, booking_id)
+            .await?
+            .filter(|b| b.status == "cancelled")
+        {
+            Some(b) => (StatusCode::OK, Json(b)).into_response(),
+            None => (StatusCode::ACCEPTED, Json(body)).into_response(),
+        },
+        Prior::Answered { status, body, .. } => (status, Json(body)).into_response(),
+    };
+    Ok(idempotency::replayed(response))
 }
 
 /// Takes a booking command from `user`'s token bucket, or refuses it with 429. Admins (the
@@ -430,13 +514,25 @@ const PATIENT_BOOKINGS_LOCK: i32 = 0x0B00_C0DE;
 /// (`api.max_future_bookings_per_patient`; a reschedule does not count the booking it moves).
 /// The count and the insert run under a per-patient advisory lock, so concurrent requests of
 /// one patient are counted one after another and the cap is exact, not merely likely.
-async fn insert_within_cap(state: &AppState, pending: &NewAppointment<'_>) -> Result<(), ApiError> {
+///
+/// An Idempotency-Key is claimed in the same transaction, which then commits durably: the
+/// key row and the pending row exist together or not at all, so a retry never makes a second
+/// booking (a pending row alone may be lost in a crash; the processor recreates it from its
+/// command, but a lost key would let the retry book again).
+async fn insert_within_cap(
+    state: &AppState,
+    pending: &NewAppointment<'_>,
+    key: Option<&idempotency::Key>,
+) -> Result<(), ApiError> {
     let cap = state.settings.api.max_future_bookings_per_patient;
-    if cap == 0 {
+    if cap == 0 && key.is_none() {
         store::insert_pending(&state.pool, pending).await?;
         return Ok(());
     }
     let mut tx = state.pool.begin().await?;
+    if let Some(key) = key {
+        idempotency::claim(&mut tx, state, key, pending.id, false).await?;
+    }
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
         .bind(PATIENT_BOOKINGS_LOCK)
         .bind(pending.patient_id)
@@ -451,7 +547,7 @@ async fn insert_within_cap(state: &AppState, pending: &NewAppointment<'_>) -> Re
     .bind(pending.previous_booking_id)
     .fetch_one(&mut *tx)
     .await?;
-    if held >= i64::from(cap) {
+    if cap > 0 && held >= i64::from(cap) {
         return Err(ApiError::LimitReached {
             code: "too_many_bookings",
             message: format!(
@@ -461,6 +557,11 @@ async fn insert_within_cap(state: &AppState, pending: &NewAppointment<'_>) -> Re
         });
     }
     store::insert_pending(&mut *tx, pending).await?;
+    if key.is_some() {
+        sqlx::query("SELECT set_config('synchronous_commit', 'on', true)")
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -491,7 +592,6 @@ async fn publish(state: &AppState, command: &BookingCommand) -> Result<(), ApiEr
 fn broker_unreachable() -> ApiError {
     ApiError::Unavailable(anyhow::anyhow!("Kafka is unreachable"))
 }
-
 
 /// Closes a booking whose command never reached Kafka, unless it was decided meanwhile.
 async fn close_unpublished(state: &AppState, booking_id: Uuid) {
@@ -747,13 +847,17 @@ fn not_active(booking: &Booking, action: &str) -> ApiError {
 
 /// Cancel a pending or confirmed booking (patients their own; secretaries, admins any).
 /// Answers 202, or with `Prefer: wait=N` 200 with the cancelled booking; 409 when it is
-/// already cancelled or no longer active.
+/// already cancelled or no longer active. With an `Idempotency-Key`, a retry answers the first
+/// answer (a first 202 as 200 once the booking is cancelled); 422 `idempotency_key_reused`
+/// and 409 `idempotency_key_in_use` as for a new booking.
 #[utoipa::path(post, path = "/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
+    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Any 1–255 visible ASCII characters, new for each intended action (e.g. a UUID). A retry with the same key and the same request answers the first one's outcome (header `Idempotent-Replayed: true`); keys are kept 24 hours per user")),
     responses((status = 202, body = Accepted), (status = 200, body = Booking),
         (status = 403, description = "Doctors cannot cancel", body = ErrorBody),
         (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
-        (status = 409, description = "Already cancelled, or no longer active", body = ErrorBody),
+        (status = 409, description = "Already cancelled, no longer active, or `idempotency_key_in_use`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody)))]
 async fn cancel_booking(
     State(state): State<AppState>,
@@ -762,11 +866,23 @@ async fn cancel_booking(
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
     user.require(BOOKERS)?;
+    let key = idempotency::Key::from_headers(&headers, user.user_id, &format!("cancel {id}"), &())?;
     limit_rate(&state, &user)?;
     let booking = load(&state, id)
         .await?
         .filter(|b| visible_to(&user, b))
         .ok_or(ApiError::NotFound("booking"))?;
+    // A cancel whose first request died unanswered is sent again: cancelling is idempotent.
+    let mut take_over = false;
+    if let Some(key) = &key {
+        match idempotency::lookup(&state, key).await? {
+            None => {}
+            Some(Prior::InFlight {
+                abandoned: true, ..
+            }) => take_over = true,
+            Some(prior) => return replay_cancel(&state, prior).await,
+        }
+    }
     if !matches!(booking.status.as_str(), "pending" | "confirmed") {
         return Err(not_active(&booking, "cancelled"));
     }
@@ -787,7 +903,15 @@ async fn cancel_booking(
             requested_by: Some(user.user_id.to_string()),
             requested_at: Utc::now().timestamp_millis(),
         };
-        publish(&state, &command).await?;
+        if let Some(key) = &key {
+            idempotency::claim_alone(&state, key, id, take_over).await?;
+        }
+        if let Err(err) = publish(&state, &command).await {
+            if let Some(key) = &key {
+                idempotency::release(&state, key, true).await;
+            }
+            return Err(err);
+        }
         metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => "cancel").increment(1);
         tracing::info!("cancellation accepted");
         let done = match wait {
@@ -800,7 +924,7 @@ async fn cancel_booking(
                 format!("wait={}", w.as_secs()),
             )]
         });
-        Ok(match done {
+        let response = match done {
             Some(b) => (StatusCode::OK, applied, Json(b)).into_response(),
             None => {
                 let accepted = Accepted {
@@ -810,7 +934,8 @@ async fn cancel_booking(
                 };
                 (StatusCode::ACCEPTED, applied, Json(accepted)).into_response()
             }
-        })
+        };
+        Ok(answer(&state, key.as_ref(), response).await)
     }
     .instrument(span)
     .await
@@ -818,7 +943,7 @@ async fn cancel_booking(
 
 /// Body of `POST /bookings/{id}/reschedule`: the new time, and optionally another doctor or
 /// center.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     pub start: DateTime<Utc>,
@@ -838,15 +963,17 @@ pub struct Reschedule {
 /// Beyond the schema: `start` must be in the future, within the booking horizon and on a
 /// whole minute (else 422); the patient's future bookings are capped as for a new booking
 /// (the booking being moved does not count) and so is the rate of booking commands (429); the
-/// slot is decided after acceptance, as for a new booking.
+/// slot is decided after acceptance, as for a new booking. `Idempotency-Key` works as for a
+/// new booking (the retry answers the same new booking id).
 #[utoipa::path(post, path = "/bookings/{id}/reschedule", tag = "bookings", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`")),
+    params(("id" = Uuid, Path), ("Prefer" = Option<String>, Header, description = "`wait=N`"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Any 1–255 visible ASCII characters, new for each intended action (e.g. a UUID). A retry with the same key and the same request answers the first one's outcome (header `Idempotent-Replayed: true`); keys are kept 24 hours per user")),
     request_body = Reschedule,
     responses((status = 202, body = Accepted), (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
         (status = 403, description = "Doctors cannot reschedule", body = ErrorBody),
         (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
-        (status = 409, description = "No longer active, the new slot was rejected (Prefer: wait), or `too_many_bookings` (`details.limit`)", body = ErrorBody),
-        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute", body = ErrorBody),
+        (status = 409, description = "No longer active, the new slot was rejected (Prefer: wait), `too_many_bookings` (`details.limit`), or `idempotency_key_in_use`", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute; or `idempotency_key_reused`", body = ErrorBody),
         (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody)))]
 async fn reschedule_booking(
     State(state): State<AppState>,
@@ -856,11 +983,18 @@ async fn reschedule_booking(
     AppJson(body): AppJson<Reschedule>,
 ) -> Result<Response, ApiError> {
     user.require(BOOKERS)?;
+    let key =
+        idempotency::Key::from_headers(&headers, user.user_id, &format!("reschedule {id}"), &body)?;
     limit_rate(&state, &user)?;
     let old = load(&state, id)
         .await?
         .filter(|b| visible_to(&user, b))
         .ok_or(ApiError::NotFound("booking"))?;
+    if let Some(key) = &key
+        && let Some(prior) = idempotency::lookup(&state, key).await?
+    {
+        return replay_new(&state, prior).await;
+    }
     if !matches!(old.status.as_str(), "pending" | "confirmed") {
         return Err(not_active(&old, "rescheduled"));
     }
@@ -892,6 +1026,7 @@ async fn reschedule_booking(
             &request,
             BookingCommandKind::Reschedule,
             Some(id),
+            key.as_ref(),
         )
         .await?;
         let booking = match wait {
@@ -903,7 +1038,12 @@ async fn reschedule_booking(
             status: "pending".into(),
             previous_booking_id: Some(id),
         };
-        Ok(decided_response(booking, accepted, wait))
+        Ok(answer(
+            &state,
+            key.as_ref(),
+            decided_response(booking, accepted, wait),
+        )
+        .await)
     }
     .instrument(span)
     .await

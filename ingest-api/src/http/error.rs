@@ -31,6 +31,9 @@ pub enum ApiError {
     },
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>),
+    /// A well-formed request that cannot be processed as sent (422 with its own `code`).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
     #[error("not allowed")]
@@ -117,6 +120,7 @@ impl ApiError {
                 "validation_failed",
                 Some(ErrorDetails::Fields(fields.clone())),
             ),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, None),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),

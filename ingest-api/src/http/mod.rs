@@ -8,6 +8,7 @@ pub mod centers;
 pub mod doctors;
 pub mod document;
 pub mod error;
+pub mod idempotency;
 pub mod pagination;
 pub mod patients;
 pub mod users;

@@ -506,7 +506,9 @@ async fn decide_expire(
     let Some(existing) = store::lock_existing(conn, expire.booking_id).await? else {
         return Ok(vec![]);
     };
-    if existing.status != "pending" || !store::expire_pending(conn, expire.booking_id, now).await? {
+    if existing.status != "pending"
+        || !store::close_not_accepted(&mut *conn, expire.booking_id, now).await?
+    {
         return Ok(vec![]);
     }
     let mut draft = cancelled_draft(

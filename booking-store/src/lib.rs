@@ -5,8 +5,7 @@
 //!            insert_pending            write_decided
 //!  (request) ─────────────► pending ─────────────────► confirmed ──┐ mark_cancelled
 //!                              │   └───────────────► rejected      ├──────────────► cancelled
-//!                              │ close_unpublished,     ▲          │
-//!                              │ expire_pending         │          │
+//!                              │ close_not_accepted     ▲          │
 //!                              └──────► rejected        │ (retries_exhausted may be
 //!                                      (not_accepted)   └  re-decided by a late command)
 //! ```
@@ -96,26 +95,10 @@ pub async fn insert_pending<'c>(
 pub const NOT_ACCEPTED: &str = "not_accepted";
 pub const NOT_ACCEPTED_MESSAGE: &str = "The request could not be queued; it was not processed.";
 
-/// Closes a booking whose command never reached Kafka as `rejected` (`not_accepted`), unless
-/// it was decided meanwhile. Returns whether the row was closed.
-pub async fn close_unpublished<'c>(
-    db: impl PgExecutor<'c>,
-    booking_id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    close_pending(db, booking_id, Utc::now()).await
-}
-
-/// Closes a booking still `pending` when its expiry is decided (see [`stale_pending`]), the
-/// same way as one that was never published. Returns whether the row was closed.
-pub async fn expire_pending(
-    conn: &mut PgConnection,
-    booking_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    close_pending(conn, booking_id, now).await
-}
-
-async fn close_pending<'c>(
+/// Closes a booking that was never processed as `rejected` (`not_accepted`), unless it was
+/// decided meanwhile: the API after a failed publish, the processor when an expiry finds it
+/// still pending (see [`stale_pending`]). Returns whether the row was closed.
+pub async fn close_not_accepted<'c>(
     db: impl PgExecutor<'c>,
     booking_id: Uuid,
     now: DateTime<Utc>,

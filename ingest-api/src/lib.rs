@@ -72,7 +72,7 @@ impl Application {
             settings: settings.clone(),
             pool: pool.clone(),
             producer: producer.clone(),
-            broker,
+            broker: broker.clone(),
             commands,
             outcomes,
             tokens,
@@ -80,7 +80,11 @@ impl Application {
             booking_limiter,
         };
 
-        let readiness = ops::Readiness::postgres_and_kafka(pool, producer);
+        // Kafka's readiness is what the broker probe last saw: no second metadata request.
+        let readiness = ops::Readiness::postgres(pool).with("kafka", move || {
+            let up = broker.is_up();
+            async move { up }
+        });
         let ops_router = http::ops_router(readiness.clone());
         let router = http::router(state, readiness);
 

@@ -47,15 +47,18 @@ impl Readiness {
     /// The checks every service has: PostgreSQL answers, and the Kafka cluster answers
     /// `producer`'s metadata request within 2 s.
     pub fn postgres_and_kafka(pool: PgPool, producer: FutureProducer) -> Self {
-        Self::default()
-            .with("postgres", move || {
-                let pool = pool.clone();
-                async move { crate::db::is_ready(&pool).await }
-            })
-            .with("kafka", move || {
-                let producer = producer.clone();
-                async move { crate::kafka::is_ready(&producer, Duration::from_secs(2)).await }
-            })
+        Self::postgres(pool).with("kafka", move || {
+            let producer = producer.clone();
+            async move { crate::kafka::is_ready(&producer, Duration::from_secs(2)).await }
+        })
+    }
+
+    /// PostgreSQL answers.
+    pub fn postgres(pool: PgPool) -> Self {
+        Self::default().with("postgres", move || {
+            let pool = pool.clone();
+            async move { crate::db::is_ready(&pool).await }
+        })
     }
 
     /// Runs every check (each bounded by its own timeout) and reports them by name.

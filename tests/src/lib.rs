@@ -476,6 +476,44 @@ impl TestApp {
         (created_id(self.post("/patients", &body).await).await, email)
     }
 
+    /// A new patient with a password, booking with `d`'s doctor and center, and the
+    /// patient's own token.
+    pub async fn patient_who_logs_in(&self, d: &Directory) -> (Directory, String) {
+        const PASSWORD: &str = "a-long-enough-password";
+        let email = format!("patient-{}@example.test", Uuid::new_v4().simple());
+        let body = json!({"name": "Ana", "email": email, "password": PASSWORD});
+        let patient = created_id(self.post("/patients", &body).await).await;
+        let token = self.login(&email, PASSWORD).await;
+        let own = Directory {
+            patient,
+            email,
+            ..d.clone()
+        };
+        (own, token)
+    }
+
+    /// Decodes the Avro records of this test's events topic.
+    pub async fn decode_events(
+        &self,
+        records: &[rdkafka::message::OwnedMessage],
+    ) -> Vec<citaflow_schemas::BookingEvent> {
+        use rdkafka::Message;
+        let registry = citaflow_schemas::RegistryClient::new(
+            &self.settings.registry.url,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let codec = citaflow_schemas::AvroCodec::<citaflow_schemas::BookingEvent>::new(
+            registry,
+            &self.settings.topics.events,
+        );
+        let mut events = Vec::with_capacity(records.len());
+        for record in records {
+            events.push(codec.decode(record.payload().unwrap()).await.unwrap());
+        }
+        events
+    }
+
     /// A doctor, a center and a patient ready to book.
     pub async fn directory(&self) -> Directory {
         let (patient, email) = self.create_patient("es").await;

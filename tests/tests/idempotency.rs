@@ -9,26 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "a-long-enough-password";
-
-/// A patient who can log in, booking with `d`'s doctor and center, and the patient's token.
-async fn patient(app: &TestApp, d: &Directory) -> (Directory, String) {
-    let email = format!("idem-{}@example.test", Uuid::new_v4().simple());
-    let response = app
-        .post(
-            "/patients",
-            &json!({"name": "Ana", "email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    let mut own = d.clone();
-    own.patient = body["id"].as_str().unwrap().parse().unwrap();
-    own.email = email.clone();
-    let token = app.login(&email, PASSWORD).await;
-    (own, token)
-}
-
 fn booking(d: &Directory, hour: i64) -> Value {
     json!({
         "patient_id": d.patient,
@@ -84,7 +64,7 @@ async fn bookings_of(app: &TestApp, d: &Directory) -> usize {
 async fn a_create_retried_with_its_key_makes_one_booking_and_answers_the_same_id() {
     let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let d = app.directory().await;
-    let (d, token) = patient(&app, &d).await;
+    let (d, token) = app.patient_who_logs_in(&d).await;
     let key = Uuid::new_v4().to_string();
     let body = booking(&d, 24);
 
@@ -136,8 +116,8 @@ async fn a_create_retried_with_its_key_makes_one_booking_and_answers_the_same_id
 async fn keys_belong_to_their_caller() {
     let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let d = app.directory().await;
-    let (ana, ana_token) = patient(&app, &d).await;
-    let (bea, bea_token) = patient(&app, &d).await;
+    let (ana, ana_token) = app.patient_who_logs_in(&d).await;
+    let (bea, bea_token) = app.patient_who_logs_in(&d).await;
     let key = "shared-key-1";
 
     let (status, _, first) = post_keyed(
@@ -183,7 +163,7 @@ async fn keys_belong_to_their_caller() {
 async fn decided_answers_and_cancels_are_replayed_as_first_answered() {
     let app = TestApp::spawn().await;
     let d = app.directory().await;
-    let (d, token) = patient(&app, &d).await;
+    let (d, token) = app.patient_who_logs_in(&d).await;
     let key = Uuid::new_v4().to_string();
     let body = booking(&d, 48);
 

@@ -8,26 +8,11 @@ use citaflow_tests::{Directory, Services, TestApp, in_hours};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uuid::Uuid;
-
-const PASSWORD: &str = "a-long-enough-password";
 
 /// A directory whose patient can log in, and the patient's token.
 async fn patient_world(app: &TestApp) -> (Directory, String) {
-    let mut d = app.directory().await;
-    let email = format!("limits-{}@example.test", Uuid::new_v4().simple());
-    let response = app
-        .post(
-            "/patients",
-            &json!({"name": "Ana", "email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    d.patient = body["id"].as_str().unwrap().parse().unwrap();
-    d.email = email.clone();
-    let token = app.login(&email, PASSWORD).await;
-    (d, token)
+    let d = app.directory().await;
+    app.patient_who_logs_in(&d).await
 }
 
 fn booking(d: &Directory, start: &str) -> Value {

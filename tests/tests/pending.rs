@@ -8,7 +8,6 @@ use std::{collections::HashSet, time::Duration};
 use chrono::Utc;
 use citaflow_booking_store::{self as store, NewAppointment};
 use citaflow_tests::{Services, TestApp, in_hours, read_all};
-use rdkafka::Message;
 use uuid::Uuid;
 
 /// Short bounds for the tests (the retry ladder of the test topics is 0.5 s + 2 s).
@@ -80,14 +79,8 @@ async fn a_booking_whose_request_never_arrived_is_closed_after_the_bound_once() 
     let events = tokio::task::spawn_blocking(move || read_all(&topic, 2, Duration::from_secs(20)))
         .await
         .unwrap();
-    let codec = citaflow_schemas::AvroCodec::<citaflow_schemas::BookingEvent>::new(
-        citaflow_schemas::RegistryClient::new(&app.settings.registry.url, Duration::from_secs(5))
-            .unwrap(),
-        &app.settings.topics.events,
-    );
     let mut ids = HashSet::new();
-    for record in &events {
-        let event = codec.decode(record.payload().unwrap()).await.unwrap();
+    for event in app.decode_events(&events).await {
         if event.booking_id == lost.to_string() {
             assert_eq!(event.kind, citaflow_schemas::BookingEventKind::Rejected);
             assert_eq!(event.reason_code.as_deref(), Some("not_accepted"));

@@ -133,6 +133,23 @@ struct Route {
     reactivate: (Method, String, Value),
 }
 
+impl Route {
+    /// The route `name` (`POST …/deactivate` or a `PATCH` of `field`) for the record at
+    /// `path`, and the PATCH that re-activates it.
+    fn of(name: &'static str, path: &str, field: &str, off: Value, on: Value) -> Self {
+        let deactivate = if name.starts_with("POST") {
+            (Method::POST, format!("{path}/deactivate"), json!({}))
+        } else {
+            (Method::PATCH, path.to_owned(), json!({ field: off }))
+        };
+        Route {
+            name,
+            deactivate,
+            reactivate: (Method::PATCH, path.to_owned(), json!({ field: on })),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deactivation_by_any_route_revokes_tokens_for_good() {
     let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
@@ -143,28 +160,14 @@ async fn deactivation_by_any_route_revokes_tokens_for_good() {
         "PATCH /users/{id} active:false",
     ] {
         let (username, id) = staff(&app, "secretary").await;
-        let deactivate = if name.starts_with("POST") {
-            (Method::POST, format!("/users/{id}/deactivate"), json!({}))
-        } else {
-            (
-                Method::PATCH,
-                format!("/users/{id}"),
-                json!({"active": false}),
-            )
-        };
-        let reactivate = (
-            Method::PATCH,
-            format!("/users/{id}"),
-            json!({"active": true}),
+        let route = Route::of(
+            name,
+            &format!("/users/{id}"),
+            "active",
+            json!(false),
+            json!(true),
         );
-        cases.push((
-            username,
-            Route {
-                name,
-                deactivate,
-                reactivate,
-            },
-        ));
+        cases.push((username, route));
     }
     for name in [
         "POST /patients/{id}/deactivate",
@@ -180,32 +183,9 @@ async fn deactivation_by_any_route_revokes_tokens_for_good() {
         )
         .await;
         let id = patient["id"].as_str().unwrap();
-        let deactivate = if name.starts_with("POST") {
-            (
-                Method::POST,
-                format!("/patients/{id}/deactivate"),
-                json!({}),
-            )
-        } else {
-            (
-                Method::PATCH,
-                format!("/patients/{id}"),
-                json!({"status": "INACTIVE"}),
-            )
-        };
-        let reactivate = (
-            Method::PATCH,
-            format!("/patients/{id}"),
-            json!({"status": "ACTIVE"}),
-        );
-        cases.push((
-            username,
-            Route {
-                name,
-                deactivate,
-                reactivate,
-            },
-        ));
+        let path = format!("/patients/{id}");
+        let route = Route::of(name, &path, "status", json!("INACTIVE"), json!("ACTIVE"));
+        cases.push((username, route));
     }
     for name in [
         "POST /doctors/{id}/deactivate",
@@ -221,28 +201,9 @@ async fn deactivation_by_any_route_revokes_tokens_for_good() {
         )
         .await;
         let id = doctor["id"].as_str().unwrap();
-        let deactivate = if name.starts_with("POST") {
-            (Method::POST, format!("/doctors/{id}/deactivate"), json!({}))
-        } else {
-            (
-                Method::PATCH,
-                format!("/doctors/{id}"),
-                json!({"active": false}),
-            )
-        };
-        let reactivate = (
-            Method::PATCH,
-            format!("/doctors/{id}"),
-            json!({"active": true}),
-        );
-        cases.push((
-            username,
-            Route {
-                name,
-                deactivate,
-                reactivate,
-            },
-        ));
+        let path = format!("/doctors/{id}");
+        let route = Route::of(name, &path, "active", json!(false), json!(true));
+        cases.push((username, route));
     }
 
     for (username, route) in cases {

@@ -377,14 +377,8 @@ async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() 
         tokio::task::spawn_blocking(move || read_all(&topic, total, Duration::from_secs(60)))
             .await
             .unwrap();
-    let codec = citaflow_schemas::AvroCodec::<citaflow_schemas::BookingEvent>::new(
-        citaflow_schemas::RegistryClient::new(&app.settings.registry.url, Duration::from_secs(5))
-            .unwrap(),
-        &app.settings.topics.events,
-    );
     let mut by_booking: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
-    for record in &events {
-        let event = codec.decode(record.payload().unwrap()).await.unwrap();
+    for event in app.decode_events(&events).await {
         by_booking
             .entry(event.booking_id)
             .or_default()

@@ -595,7 +595,7 @@ fn broker_unreachable() -> ApiError {
 
 /// Closes a booking whose command never reached Kafka, unless it was decided meanwhile.
 async fn close_unpublished(state: &AppState, booking_id: Uuid) {
-    if let Err(err) = store::close_unpublished(&state.pool, booking_id).await {
+    if let Err(err) = store::close_not_accepted(&state.pool, booking_id, Utc::now()).await {
         tracing::error!(error = %err, %booking_id, "could not close an unpublished booking");
     }
 }

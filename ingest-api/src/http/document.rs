@@ -103,7 +103,7 @@ pub fn complete(doc: &mut OpenApi, settings: &Settings) {
     }
 
     let processor = &settings.processor;
-    for body in ["NewBooking", "Reschedule"] {
+    for body in ["NewBooking", "Reschedule", "NewService", "ServiceUpdate"] {
         if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(body)
             && let Some(RefOr::T(Schema::Object(duration))) =
                 object.properties.get_mut("duration_minutes")
@@ -264,7 +264,7 @@ mod tests {
         let doc = document();
         let settings = Settings::default();
         let schemas = &doc["components"]["schemas"];
-        for body in ["NewBooking", "Reschedule"] {
+        for body in ["NewBooking", "Reschedule", "NewService", "ServiceUpdate"] {
             let duration = &schemas[body]["properties"]["duration_minutes"];
             assert_eq!(duration["minimum"], settings.processor.min_duration_minutes);
             assert_eq!(duration["maximum"], settings.processor.max_duration_minutes);
@@ -289,6 +289,9 @@ mod tests {
             "NewDoctor",
             "NewPatient",
             "NewBooking",
+            "NewService",
+            "NewWorkingHours",
+            "NewAgendaException",
         ] {
             assert_eq!(schemas[object]["additionalProperties"], false, "{object}");
         }

@@ -1,6 +1,7 @@
 //! The REST API: one module per resource, each owning its router and its part of the OpenAPI
 //! document (generated from the handlers, so the document and the routes cannot drift).
 
+pub mod agenda;
 pub mod auth;
 pub mod bookings;
 pub mod bulk;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod pagination;
 pub mod patients;
+pub mod services;
 pub mod users;
 
 use std::time::Instant;
@@ -42,11 +44,13 @@ use crate::state::AppState;
     ),
     modifiers(&BearerAuth),
     tags(
+        (name = "agenda", description = "Where and when each doctor works: weekly hours and exceptions"),
         (name = "auth", description = "Sign in"),
         (name = "bookings", description = "Request, read, cancel and move appointments"),
         (name = "centers", description = "Clinics of the network"),
         (name = "doctors", description = "Doctors and their users"),
         (name = "patients", description = "Patients and their users"),
+        (name = "services", description = "Kinds of visit and the doctors who offer them"),
         (name = "users", description = "Staff accounts"),
     )
 )]
@@ -72,11 +76,13 @@ impl Modify for BearerAuth {
 /// The API's routes with their OpenAPI document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(agenda::router())
         .merge(auth::router())
         .merge(bookings::router())
         .merge(centers::router())
         .merge(doctors::router())
         .merge(patients::router())
+        .merge(services::router())
         .merge(users::router())
         .split_for_parts()
 }

@@ -451,6 +451,10 @@ pub struct ApiSettings {
     /// refused with 422.
     #[serde(deserialize_with = "lenient::number")]
     pub booking_horizon_days: u32,
+    /// Minimum notice of a free slot, in minutes: `GET /availability` offers no slot that
+    /// starts sooner than this from now.
+    #[serde(deserialize_with = "lenient::number")]
+    pub availability_notice_minutes: u32,
     /// Most future bookings (pending or confirmed, starting after now) one patient may hold,
     /// whoever books for them; one more is refused with 409 `too_many_bookings`. 0: no limit.
     #[serde(deserialize_with = "lenient::number")]
@@ -472,6 +476,7 @@ impl Default for ApiSettings {
             max_wait_secs: 30,
             body_limit_bytes: 2 * 1024 * 1024,
             booking_horizon_days: 365,
+            availability_notice_minutes: 120,
             max_future_bookings_per_patient: 20,
             booking_rate_per_sec: 5,
             booking_rate_burst: 20,

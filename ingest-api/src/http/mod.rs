@@ -3,6 +3,7 @@
 
 pub mod agenda;
 pub mod auth;
+pub mod availability;
 pub mod bookings;
 pub mod bulk;
 pub mod centers;
@@ -46,6 +47,7 @@ use crate::state::AppState;
     tags(
         (name = "agenda", description = "Where and when each doctor works: weekly hours and exceptions"),
         (name = "auth", description = "Sign in"),
+        (name = "availability", description = "Free slots of a service"),
         (name = "bookings", description = "Request, read, cancel and move appointments"),
         (name = "centers", description = "Clinics of the network"),
         (name = "doctors", description = "Doctors and their users"),
@@ -78,6 +80,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agenda::router())
         .merge(auth::router())
+        .merge(availability::router())
         .merge(bookings::router())
         .merge(centers::router())
         .merge(doctors::router())

@@ -198,6 +198,7 @@ mod tests {
             previous_booking_id: None,
             requested_by: None,
             requested_at: 1_899_000_000_000,
+            service_id: None,
         }
     }
 

@@ -247,6 +247,7 @@ impl Draft {
             reason_message: self.rejection.map(|r| r.message),
             previous_booking_id: self.previous_booking_id.map(|id| id.to_string()),
             occurred_at: now.timestamp_millis(),
+            service_id: None,
         }
     }
 

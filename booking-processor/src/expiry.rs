@@ -94,6 +94,7 @@ impl Sweeper {
                 previous_booking_id: None,
                 requested_by: None,
                 requested_at: Utc::now().timestamp_millis(),
+                service_id: None,
             };
             let payload = self.commands.encode(&command).await?;
             let record = FutureRecord::to(&self.topic)

@@ -13,7 +13,7 @@ mod registry;
 mod types;
 
 pub use codec::{AvroCodec, DecodeError, EncodeError, split_header};
-pub use registry::{RegistryClient, RegistryError};
+pub use registry::{COMPATIBILITY, RegistryClient, RegistryError};
 pub use types::{
     BookingCommand, BookingCommandKind, BookingEvent, BookingEventKind, BookingStatus,
 };

@@ -1,14 +1,27 @@
 //! A small client for the Confluent schema registry REST API (served by Confluent's registry
 //! and by Apicurio at `/apis/ccompat/v7`). Registered ids and fetched schemas are cached for
 //! the life of the process: an id always names the same schema.
+//!
+//! Before registering under a subject, the client has the registry enforce [`COMPATIBILITY`]
+//! on it, so a schema change that would break the readers of records already written is
+//! refused by the registry, not discovered by a consumer.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use apache_avro::Schema;
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// The compatibility our subjects are held to: a new version must read every record written
+/// with the one before it (fields are only added with a default, or removed). Data teams that
+/// read with an older schema keep working too, as long as fields are added with defaults.
+pub const COMPATIBILITY: &str = "BACKWARD";
 
 /// Why a registry call failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +54,19 @@ struct SchemaResponse {
     schema: String,
 }
 
+#[derive(Deserialize)]
+struct ConfigResponse {
+    compatibility: String,
+}
+
 /// Client of a Confluent-compatible schema registry.
 #[derive(Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     base_url: String,
     by_id: Arc<RwLock<HashMap<u32, Arc<Schema>>>>,
+    /// Subjects whose compatibility this client (and its clones) has already set.
+    compatibility_set: Arc<RwLock<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -69,10 +89,14 @@ impl RegistryClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             by_id: Arc::default(),
+            compatibility_set: Arc::default(),
         })
     }
 
-    /// Registers a schema under `subject` (idempotent in the registry) and returns its id.
+    /// Registers a schema under `subject` (idempotent in the registry) and returns its id,
+    /// after making the registry enforce [`COMPATIBILITY`] on the subject
+    /// ([`RegistryClient::enforce_compatibility`]): a schema that is not compatible with the
+    /// subject's latest version is refused ([`RegistryError::Refused`], HTTP 409).
     /// `text` is registered as written (docs, defaults and logical types included: the
     /// parsing canonical form would drop them); `schema` is its parsed form.
     pub async fn register(
@@ -81,6 +105,7 @@ impl RegistryClient {
         text: &str,
         schema: &Schema,
     ) -> Result<u32, RegistryError> {
+        self.enforce_compatibility(subject).await?;
         let url = format!("{}/subjects/{}/versions", self.base_url, subject);
         let body = serde_json::json!({ "schema": text, "schemaType": "AVRO" });
         let response = self
@@ -97,6 +122,37 @@ impl RegistryClient {
             .await
             .insert(id.id, Arc::new(schema.clone()));
         Ok(id.id)
+    }
+
+    /// Sets `subject`'s compatibility to [`COMPATIBILITY`] (`PUT /config/{subject}`), once per
+    /// subject for the life of this client and its clones. Idempotent in the registry, and
+    /// accepted before the subject's first version exists (Confluent and Apicurio both), so
+    /// the very next registration is already checked.
+    pub async fn enforce_compatibility(&self, subject: &str) -> Result<(), RegistryError> {
+        if self.compatibility_set.read().await.contains(subject) {
+            return Ok(());
+        }
+        let url = format!("{}/config/{}", self.base_url, subject);
+        let response = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .json(&serde_json::json!({ "compatibility": COMPATIBILITY }))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(format!("PUT {url}: {e}")))?;
+        let config: ConfigResponse = Self::read_json(response, &url).await?;
+        if config.compatibility != COMPATIBILITY {
+            return Err(RegistryError::Refused(format!(
+                "PUT {url} left the compatibility at {}",
+                config.compatibility
+            )));
+        }
+        self.compatibility_set
+            .write()
+            .await
+            .insert(subject.to_owned());
+        Ok(())
     }
 
     /// The schema registered under `id`, fetched once and then served from the cache.

@@ -30,6 +30,8 @@ pub struct BookingCommand {
     pub previous_booking_id: Option<String>,
     pub requested_by: Option<String>,
     pub requested_at: i64,
+    /// UUID of the service (kind of visit) booked; `None` for bookings made without one.
+    pub service_id: Option<String>,
 }
 
 /// What a [`BookingEvent`] reports.
@@ -70,6 +72,8 @@ pub struct BookingEvent {
     pub reason_message: Option<String>,
     pub previous_booking_id: Option<String>,
     pub occurred_at: i64,
+    /// UUID of the service (kind of visit) booked; `None` for bookings made without one.
+    pub service_id: Option<String>,
 }
 
 #[cfg(test)]
@@ -92,6 +96,7 @@ mod tests {
             previous_booking_id: Some("a3c1e2f4-0000-4000-8000-000000000004".into()),
             requested_by: None,
             requested_at: 1_899_000_000_000,
+            service_id: Some("a3c1e2f4-0000-4000-8000-000000000005".into()),
         }
     }
 
@@ -111,6 +116,7 @@ mod tests {
             reason_message: Some("The doctor already has an appointment then.".into()),
             previous_booking_id: None,
             occurred_at: 1_899_000_000_500,
+            service_id: Some("a3c1e2f4-0000-4000-8000-000000000005".into()),
         }
     }
 
@@ -174,7 +180,11 @@ mod tests {
         c.ends_at = None;
         c.reason = None;
         c.previous_booking_id = None;
+        c.service_id = None;
         round_trip(&c);
+        let mut e = event();
+        e.service_id = None;
+        round_trip(&e);
     }
 
     #[test]
@@ -209,6 +219,71 @@ mod tests {
             c.kind = kind;
             round_trip(&c);
         }
+    }
+
+    const HISTORY: [(&str, &str, &str); 2] = [
+        (
+            "booking_command.v1",
+            include_str!("../avro/history/booking_command.v1.avsc"),
+            crate::BOOKING_COMMAND_AVSC,
+        ),
+        (
+            "booking_event.v1",
+            include_str!("../avro/history/booking_event.v1.avsc"),
+            crate::BOOKING_EVENT_AVSC,
+        ),
+    ];
+
+    /// The registry enforces BACKWARD (the current schema reads what the previous one wrote);
+    /// consumers still on a previous version must also read what we write now. Checked here
+    /// first, so a change that breaks either fails before it reaches a registry.
+    #[test]
+    fn the_current_schemas_and_their_previous_versions_read_each_other() {
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        for (name, previous, current) in HISTORY {
+            let previous = Schema::parse_str(previous).expect("the history .avsc parses");
+            let current = Schema::parse_str(current).unwrap();
+            if let Err(e) = SchemaCompatibility::can_read(&previous, &current) {
+                panic!("the current schema cannot read {name} records: {e}");
+            }
+            if let Err(e) = SchemaCompatibility::can_read(&current, &previous) {
+                panic!("a {name} reader cannot read current records: {e}");
+            }
+        }
+    }
+
+    /// A command written by a producer still on v1 (no `service_id`) reads as the current
+    /// type, `service_id` taking its default.
+    #[test]
+    fn a_v1_command_reads_as_the_current_type() {
+        let v1 = Schema::parse_str(HISTORY[0].1).unwrap();
+        let current = Schema::parse_str(crate::BOOKING_COMMAND_AVSC).unwrap();
+        let Value::Record(mut fields) = apache_avro::to_value(command()).unwrap() else {
+            panic!("a command is a record")
+        };
+        fields.retain(|(name, _)| name != "service_id");
+        let v1_value = Value::Record(fields)
+            .resolve(&v1)
+            .expect("a v1 record without service_id");
+        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&v1)
+            .build()
+            .unwrap()
+            .write_value_to_vec(v1_value)
+            .unwrap();
+        let decoded = apache_avro::reader::datum::GenericDatumReader::builder(&v1)
+            .reader_schema(&current)
+            .build()
+            .unwrap()
+            .read_value(&mut bytes.as_slice())
+            .unwrap();
+        let back: BookingCommand = apache_avro::from_value(&decoded).unwrap();
+        assert_eq!(
+            back,
+            BookingCommand {
+                service_id: None,
+                ..command()
+            }
+        );
     }
 
     #[test]

@@ -415,6 +415,7 @@ async fn accept_new(
         previous_booking_id: previous_booking_id.map(|id| id.to_string()),
         requested_by: Some(user.user_id.to_string()),
         requested_at: requested_at.timestamp_millis(),
+        service_id: None,
     };
     if let Err(err) = super::timed("publish", publish(state, &command)).await {
         close_unpublished(state, booking_id).await;
@@ -902,6 +903,7 @@ async fn cancel_booking(
             previous_booking_id: None,
             requested_by: Some(user.user_id.to_string()),
             requested_at: Utc::now().timestamp_millis(),
+            service_id: None,
         };
         if let Some(key) = &key {
             idempotency::claim_alone(&state, key, id, take_over).await?;

@@ -210,6 +210,7 @@ mod tests {
             previous_booking_id: None,
             // 2026-11-20T08:00:00Z
             occurred_at: 1_795_161_600_000,
+            service_id: None,
         }
     }
 

@@ -316,6 +316,27 @@ impl Api {
         Ok(items)
     }
 
+    /// Every record of a list endpoint that may answer either a plain JSON array or a page
+    /// (`{"items", "total"}`); a page is followed with [`Api::list_all`] when there are more.
+    pub async fn list_every(&self, path: &str) -> anyhow::Result<Vec<Value>> {
+        let reply = self.send(Method::GET, path, None).await?;
+        if reply.status != StatusCode::OK {
+            bail!("GET /{path}: {} ({})", reply.reason(), reply.status);
+        }
+        match reply.body {
+            Value::Array(items) => Ok(items),
+            page => {
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                let total = page["total"].as_u64().unwrap_or(0) as usize;
+                if items.len() >= total {
+                    Ok(items)
+                } else {
+                    self.list_all(path, usize::MAX).await
+                }
+            }
+        }
+    }
+
     /// A transport failure explained: unreachable, too slow, or something else.
     pub fn transport_error(&self, err: &reqwest::Error) -> anyhow::Error {
         describe_transport(err, &self.base, self.timeout)

@@ -1,11 +1,13 @@
-//! The demo appointment booked after `citaflow import`: the first center, doctor and active
-//! patient of the files, at the first free 30-minute slot on a weekday morning. A later run
-//! finds the appointment an earlier one booked (by its reason) instead of booking another.
+//! The demo appointment booked after `citaflow import`: the first doctor and active patient
+//! of the files, for the first service of services.csv the doctor offers, at the first free
+//! slot `GET /availability` offers in the next 14 days (at whichever of the doctor's centers
+//! it is). A later run finds the appointment an earlier one booked (by its reason) instead of
+//! booking another.
 
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Datelike, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,25 +18,14 @@ use crate::{
 
 /// Reason written on the demo appointment, which is how a later run recognises it.
 const DEMO_REASON: &str = "Cita de demostración (citaflow import)";
-const DEMO_MINUTES: i64 = 30;
+/// Days searched for a free slot, from today.
+const SEARCH_DAYS: i64 = 14;
 
-/// Books one appointment with the first center, doctor and active patient of the files (or
-/// finds the one an earlier run booked). Answers the booking and whether it already existed.
+/// Books one appointment with the first doctor and active patient of the files (or finds the
+/// one an earlier run booked). Answers the booking and whether it already existed.
 pub async fn book(api: &Api, present: &HashMap<Kind, Vec<Row>>) -> anyhow::Result<(Value, bool)> {
     let rows = |kind: Kind| present.get(&kind).map(Vec::as_slice).unwrap_or_default();
     // Ids come from the API by natural key: the CSVs never carry them.
-    let center_row = rows(Kind::Centers)
-        .first()
-        .context("no center of centers.csv is in the API")?;
-    let center_name = center_row.get("name").unwrap_or_default();
-    let centers = api
-        .list_all(&format!("centers?q={}", encode_query(center_name)), 1000)
-        .await?;
-    let center = centers
-        .into_iter()
-        .find(|c| c["name"].as_str().map(str::trim) == Some(center_name))
-        .with_context(|| format!("center {center_name:?} not found through GET /centers"))?;
-
     let doctor_row = rows(Kind::Doctors)
         .first()
         .context("no doctor of doctors.csv is in the API")?;
@@ -94,14 +85,16 @@ pub async fn book(api: &Api, present: &HashMap<Kind, Vec<Row>>) -> anyhow::Resul
             .map(str::to_owned)
             .context("record without an id")
     };
-    let (center_id, doctor_id, patient_id) = (ids(&center)?, ids(&doctor)?, ids(&patient)?);
+    let (doctor_id, patient_id) = (ids(&doctor)?, ids(&patient)?);
 
-    // Bookings this doctor already has from tomorrow on: an earlier demo booking is reused, and
-    // busy slots are skipped.
-    let tomorrow = (Utc::now() + chrono::Duration::days(1)).date_naive();
+    // The doctor's bookings from now on: an earlier demo booking is reused.
+    let now = Utc::now();
     let agenda = api
         .list_all(
-            &format!("bookings?doctor_id={doctor_id}&from={tomorrow}"),
+            &format!(
+                "bookings?doctor_id={doctor_id}&from={}",
+                encode_query(&now.to_rfc3339_opts(SecondsFormat::Secs, true))
+            ),
             10_000,
         )
         .await?;
@@ -112,35 +105,50 @@ pub async fn book(api: &Api, present: &HashMap<Kind, Vec<Row>>) -> anyhow::Resul
     }) {
         return Ok((existing.clone(), true));
     }
-    let busy: Vec<(DateTime<Utc>, DateTime<Utc>)> = agenda
-        .iter()
-        .filter(|b| matches!(b["status"].as_str(), Some("confirmed" | "pending")))
-        .filter_map(|b| {
-            Some((
-                b["starts_at"].as_str()?.parse().ok()?,
-                b["ends_at"].as_str()?.parse().ok()?,
-            ))
-        })
-        .collect();
-    let tz: chrono_tz::Tz = center["timezone"]
-        .as_str()
-        .unwrap_or("Europe/Madrid")
-        .parse()
-        .unwrap_or(chrono_tz::Europe::Madrid);
 
-    let mut tries = 0;
-    for start in candidate_slots(tz, Utc::now()) {
-        let end = start + chrono::Duration::minutes(DEMO_MINUTES);
-        if busy.iter().any(|(s, e)| *s < end && start < *e) {
-            continue;
-        }
-        tries += 1;
-        if tries > 5 {
-            break;
-        }
+    // The first service of services.csv the doctor offers (else the first the API lists).
+    let offered = api
+        .list_all(&format!("services?doctor_id={doctor_id}&active=true"), 1000)
+        .await?;
+    let file_order: Vec<String> = rows(Kind::Services)
+        .iter()
+        .filter_map(|r| r.get("name"))
+        .map(|n| n.trim().to_lowercase())
+        .collect();
+    let service = pick_service(&offered, &file_order).with_context(|| {
+        format!("doctor {doctor_username:?} offers no active service (see doctor_services.csv)")
+    })?;
+    let service_id = ids(service)?;
+    let service_name = service["name"].as_str().unwrap_or_default();
+
+    let from = now.date_naive();
+    let to = from + chrono::Duration::days(SEARCH_DAYS - 1);
+    let reply = api
+        .send(
+            Method::GET,
+            &format!(
+                "availability?service_id={service_id}&doctor_id={doctor_id}&from={from}&to={to}"
+            ),
+            None,
+        )
+        .await?;
+    if reply.status != StatusCode::OK {
+        bail!("GET /availability: {} ({})", reply.reason(), reply.status);
+    }
+    let slots = free_slots(&reply.body);
+    if slots.is_empty() {
+        bail!(
+            "no free slot for {service_name:?} with doctor {doctor_username:?} from {from} to {to}: \
+             GET /availability offers none (does the doctor have working hours? see working_hours.csv)"
+        );
+    }
+
+    // A slot can be taken between the search and the booking (availability does not hide
+    // pending requests): then the next one is tried, a few times.
+    for slot in slots.iter().take(5) {
         let body = json!({
-            "patient_id": patient_id, "doctor_id": doctor_id, "center_id": center_id,
-            "start": start.to_rfc3339(), "duration_minutes": DEMO_MINUTES, "reason": DEMO_REASON,
+            "patient_id": patient_id, "doctor_id": doctor_id, "center_id": slot.center_id,
+            "service_id": service_id, "start": slot.start, "reason": DEMO_REASON,
         });
         let reply = api
             .send_with(Method::POST, "bookings", Some(&body), Some(10))
@@ -162,7 +170,57 @@ pub async fn book(api: &Api, present: &HashMap<Kind, Vec<Row>>) -> anyhow::Resul
             status => bail!("POST /bookings: {} ({status})", reply.reason()),
         }
     }
-    bail!("no free slot found for the demo appointment in the next weeks")
+    bail!(
+        "the first {} free slots for {service_name:?} with doctor {doctor_username:?} were taken meanwhile",
+        slots.len().min(5)
+    )
+}
+
+/// A free slot offered by `GET /availability`.
+#[derive(Debug, PartialEq)]
+pub struct Slot {
+    /// RFC 3339 with the center's UTC offset, as the API gave it (and takes it back).
+    pub start: String,
+    pub center_id: String,
+}
+
+/// The slots of an availability answer, earliest first (the API lists days in order and each
+/// day's slots by start; sorted here by instant all the same).
+pub fn free_slots(availability: &Value) -> Vec<Slot> {
+    let mut slots: Vec<(DateTime<Utc>, Slot)> = availability["days"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|day| day["slots"].as_array().into_iter().flatten())
+        .filter_map(|slot| {
+            let start = slot["start"].as_str()?;
+            let at = DateTime::parse_from_rfc3339(start)
+                .ok()?
+                .with_timezone(&Utc);
+            Some((
+                at,
+                Slot {
+                    start: start.to_owned(),
+                    center_id: slot["center_id"].as_str()?.to_owned(),
+                },
+            ))
+        })
+        .collect();
+    slots.sort_by_key(|(at, _)| *at);
+    slots.into_iter().map(|(_, slot)| slot).collect()
+}
+
+/// The first of `offered` (services from the API) in `file_order` (lower-case names of
+/// services.csv), else the first offered.
+pub fn pick_service<'a>(offered: &'a [Value], file_order: &[String]) -> Option<&'a Value> {
+    let position = |s: &Value| {
+        let name = s["name"].as_str().unwrap_or_default().trim().to_lowercase();
+        file_order
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(usize::MAX)
+    };
+    offered.iter().min_by_key(|s| position(s))
 }
 
 /// Polls a booking until it is decided (the processor may be slow right after a start).
@@ -191,48 +249,63 @@ async fn wait_decided(api: &Api, id: &str) -> anyhow::Result<Value> {
     }
 }
 
-/// Weekday-morning 30-minute slots (09:00–13:30 in the center's time zone), from tomorrow on,
-/// for four weeks.
-pub fn candidate_slots(
-    tz: chrono_tz::Tz,
-    now: DateTime<Utc>,
-) -> impl Iterator<Item = DateTime<Utc>> {
-    let first_day = now.with_timezone(&tz).date_naive() + chrono::Duration::days(1);
-    (0..28)
-        .map(move |d| first_day + chrono::Duration::days(d))
-        .filter(|day| !matches!(day.weekday(), Weekday::Sat | Weekday::Sun))
-        .flat_map(move |day| {
-            (0..10).filter_map(move |i| {
-                let time = NaiveTime::from_hms_opt(9, 0, 0)? + chrono::Duration::minutes(30 * i);
-                tz.from_local_datetime(&day.and_time(time))
-                    .earliest()
-                    .map(|t| t.with_timezone(&Utc))
-            })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn demo_slots_are_weekday_mornings_in_the_center_zone() {
-        let now = Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap(); // a Friday
-        let slots: Vec<_> = candidate_slots(chrono_tz::Atlantic::Canary, now)
-            .take(11)
-            .collect();
-        // Monday 30 March 2026, 09:00 in the Canaries (UTC+1 in summer time) is 08:00 UTC.
+    fn slots_come_earliest_first_with_the_center_they_are_at() {
+        let answer = json!({
+            "service": {"id": "s1", "name": "Revisión", "duration_minutes": 30},
+            "from": "2027-03-26", "to": "2027-03-28",
+            "days": [
+                {"date": "2027-03-26", "slots": []},
+                {"date": "2027-03-27", "slots": [
+                    // 09:00 in the Canaries is 10:00 in Madrid: the Madrid slot is earlier.
+                    {"start": "2027-03-27T09:00:00+00:00", "end": "2027-03-27T09:30:00+00:00",
+                     "doctor_id": "d1", "center_id": "canarias"},
+                    {"start": "2027-03-27T09:30:00+01:00", "end": "2027-03-27T10:00:00+01:00",
+                     "doctor_id": "d1", "center_id": "madrid"}]},
+                {"date": "2027-03-28", "slots": [
+                    {"start": "2027-03-28T09:00:00+02:00", "end": "2027-03-28T09:30:00+02:00",
+                     "doctor_id": "d1", "center_id": "madrid"}]}
+            ],
+            "doctors": [], "centers": []
+        });
         assert_eq!(
-            slots[0],
-            Utc.with_ymd_and_hms(2026, 3, 30, 8, 0, 0).unwrap()
+            free_slots(&answer),
+            [
+                Slot {
+                    start: "2027-03-27T09:30:00+01:00".into(),
+                    center_id: "madrid".into()
+                },
+                Slot {
+                    start: "2027-03-27T09:00:00+00:00".into(),
+                    center_id: "canarias".into()
+                },
+                Slot {
+                    start: "2027-03-28T09:00:00+02:00".into(),
+                    center_id: "madrid".into()
+                },
+            ]
         );
-        assert_eq!(
-            slots[9],
-            Utc.with_ymd_and_hms(2026, 3, 30, 12, 30, 0).unwrap()
-        );
-        assert_eq!(
-            slots[10],
-            Utc.with_ymd_and_hms(2026, 3, 31, 8, 0, 0).unwrap()
-        );
+        assert!(free_slots(&json!({"days": []})).is_empty());
+    }
+
+    #[test]
+    fn the_demo_service_is_the_first_of_the_file_the_doctor_offers() {
+        let offered = [
+            json!({"id": "s2", "name": "Empaste"}),
+            json!({"id": "s1", "name": "Revisión"}),
+            json!({"id": "s9", "name": "Otro"}),
+        ];
+        let order = [
+            "revisión".to_owned(),
+            "limpieza dental".to_owned(),
+            "empaste".to_owned(),
+        ];
+        assert_eq!(pick_service(&offered, &order).unwrap()["id"], "s1");
+        assert_eq!(pick_service(&offered[2..], &order).unwrap()["id"], "s9");
+        assert!(pick_service(&[], &order).is_none());
     }
 }

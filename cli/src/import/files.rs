@@ -1,20 +1,25 @@
-//! The import's CSV files: which columns each has, reading and checking a file (header first,
-//! then row by row, each row keeping its line number), and the rows that failed before
-//! anything was sent.
+//! The import's CSV files: which columns each has and which identify a row, reading and
+//! checking a file (header first, then row by row, each row keeping its line number), and the
+//! rows that failed before anything was sent.
 
 use std::{collections::HashMap, fmt, path::Path};
 
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 
-/// The four files, in the order they are sent.
+/// The files, in the order they are sent: the directory first, then the agenda, whose rows
+/// name directory records by their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Centers,
     Users,
     Doctors,
     Patients,
+    Services,
+    DoctorServices,
+    WorkingHours,
+    AgendaExceptions,
 }
 
 /// A column of a file, and whether every row needs it.
@@ -38,7 +43,16 @@ const fn opt(name: &'static str) -> Column {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Centers, Kind::Users, Kind::Doctors, Kind::Patients];
+    pub const ALL: [Kind; 8] = [
+        Kind::Centers,
+        Kind::Users,
+        Kind::Doctors,
+        Kind::Patients,
+        Kind::Services,
+        Kind::DoctorServices,
+        Kind::WorkingHours,
+        Kind::AgendaExceptions,
+    ];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -46,16 +60,34 @@ impl Kind {
             Kind::Users => "users.csv",
             Kind::Doctors => "doctors.csv",
             Kind::Patients => "patients.csv",
+            Kind::Services => "services.csv",
+            Kind::DoctorServices => "doctor_services.csv",
+            Kind::WorkingHours => "working_hours.csv",
+            Kind::AgendaExceptions => "agenda_exceptions.csv",
         }
     }
 
+    /// The API collection rows are created in (`POST /<resource>` and `/<resource>/bulk`).
+    /// Offers have none: they are set per service (`PUT /services/{id}/doctors`).
     pub fn resource(self) -> &'static str {
         match self {
             Kind::Centers => "centers",
             Kind::Users => "users",
             Kind::Doctors => "doctors",
             Kind::Patients => "patients",
+            Kind::Services | Kind::DoctorServices => "services",
+            Kind::WorkingHours => "working-hours",
+            Kind::AgendaExceptions => "agenda-exceptions",
         }
+    }
+
+    /// Whether the rows name directory records (doctors, centers, services) that must be
+    /// looked up to ids before sending.
+    pub fn has_references(self) -> bool {
+        matches!(
+            self,
+            Kind::DoctorServices | Kind::WorkingHours | Kind::AgendaExceptions
+        )
     }
 
     pub fn columns(self) -> &'static [Column] {
@@ -81,28 +113,78 @@ impl Kind {
             opt("username"),
             opt("password"),
         ];
+        const SERVICES: &[Column] = &[
+            req("name"),
+            req("duration_minutes"),
+            opt("buffer_before_minutes"),
+            opt("buffer_after_minutes"),
+        ];
+        const DOCTOR_SERVICES: &[Column] = &[req("doctor"), req("service")];
+        const WORKING_HOURS: &[Column] = &[
+            req("doctor"),
+            req("center"),
+            req("weekday"),
+            req("start"),
+            req("end"),
+            opt("valid_from"),
+            opt("valid_until"),
+        ];
+        const AGENDA_EXCEPTIONS: &[Column] = &[
+            req("doctor"),
+            req("kind"),
+            req("date"),
+            opt("center"),
+            opt("start"),
+            opt("end"),
+            opt("note"),
+        ];
         match self {
             Kind::Centers => CENTERS,
             Kind::Users => USERS,
             Kind::Doctors => DOCTORS,
             Kind::Patients => PATIENTS,
+            Kind::Services => SERVICES,
+            Kind::DoctorServices => DOCTOR_SERVICES,
+            Kind::WorkingHours => WORKING_HOURS,
+            Kind::AgendaExceptions => AGENDA_EXCEPTIONS,
         }
     }
 
-    /// The natural key of a row, normalised as the API compares it.
-    pub fn key_column(self) -> &'static str {
+    /// The columns that identify a row. The directory's and the services' are the natural
+    /// keys the API keeps unique; the agenda files' are the whole meaning of the row (the API
+    /// keeps no key for them, the import compares them with what is there).
+    pub fn key_columns(self) -> &'static [&'static str] {
         match self {
-            Kind::Centers => "name",
-            Kind::Users | Kind::Doctors => "username",
-            Kind::Patients => "email",
+            Kind::Centers | Kind::Services => &["name"],
+            Kind::Users | Kind::Doctors => &["username"],
+            Kind::Patients => &["email"],
+            Kind::DoctorServices => &["doctor", "service"],
+            Kind::WorkingHours => &[
+                "doctor",
+                "center",
+                "weekday",
+                "start",
+                "end",
+                "valid_from",
+                "valid_until",
+            ],
+            Kind::AgendaExceptions => &["doctor", "kind", "date", "center", "start", "end"],
         }
     }
 
+    /// A key cell normalised as the API compares it.
     pub fn normalise_key(self, value: &str) -> String {
         match self {
             Kind::Centers => value.to_owned(),
             _ => value.to_lowercase(),
         }
+    }
+
+    /// Whether `column` is required in this file.
+    fn requires(self, column: &str) -> bool {
+        self.columns()
+            .iter()
+            .any(|c| c.name == column && c.required)
     }
 }
 
@@ -269,20 +351,37 @@ pub fn parse_file(kind: Kind, path: &Path) -> anyhow::Result<ParsedFile> {
             ));
             continue;
         }
-        let key_column = kind.key_column();
-        let Some(key) = cells.get(key_column).map(|k| kind.normalise_key(k)) else {
+        let key_columns = kind.key_columns();
+        if let Some(missing) = key_columns
+            .iter()
+            .find(|c| kind.requires(c) && !cells.contains_key(*c))
+        {
             failures.push(local_failure(
                 kind,
                 line,
-                format!("{key_column}: is required (it identifies the row, so a second import does not duplicate it)"),
+                format!("{missing}: is required (it identifies the row, so a second import does not duplicate it)"),
             ));
             continue;
-        };
+        }
+        // Optional key cells count as empty; the unit separator cannot appear in a cell that
+        // matters, so joined keys compare like tuples.
+        let key = key_columns
+            .iter()
+            .map(|c| kind.normalise_key(cells.get(c).map(String::as_str).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
         if let Some(first) = keys.get(&key) {
             failures.push(local_failure(
                 kind,
                 line,
-                format!("{key_column}: the same as line {first} of this file"),
+                if key_columns.len() == expected.len() {
+                    format!("the same as line {first} of this file")
+                } else {
+                    format!(
+                        "{}: the same as line {first} of this file",
+                        key_columns.join(", ")
+                    )
+                },
             ));
             continue;
         }
@@ -366,6 +465,99 @@ mod tests {
             "empty optional cells are left out"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn agenda_rows_are_keyed_by_what_they_mean() {
+        let dir = temp_dir();
+        let path = write(
+            &dir,
+            "agenda_exceptions.csv",
+            "doctor,kind,date,center,start,end,note\n\
+             dr.ana,time_off,2027-01-07,,,,Asuntos propios\n\
+             DR.ANA,TIME_OFF,2027-01-07,,,,otra nota\n\
+             dr.ana,time_off,2027-01-07,,09:00,11:30,\n\
+             ,extra,2027-01-08,Centro,16:00,19:00,\n",
+        );
+        let parsed = parse_file(Kind::AgendaExceptions, &path).unwrap();
+        assert_eq!(
+            parsed.rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            [2, 4]
+        );
+        let failed: Vec<(u64, &str)> = parsed
+            .failures
+            .iter()
+            .map(|f| (f.line, f.reason.as_str()))
+            .collect();
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert_eq!(
+            failed[0],
+            (
+                3,
+                "doctor, kind, date, center, start, end: the same as line 2 of this file"
+            ),
+            "the note is not part of the key"
+        );
+        assert_eq!(failed[1].0, 5);
+        assert!(failed[1].1.starts_with("doctor: is required"));
+
+        let hours = write(
+            &dir,
+            "working_hours.csv",
+            "doctor,center,weekday,start,end\n\
+             dr.ana,Centro,monday,09:00,14:00\n\
+             dr.ana,Centro,Monday,09:00,14:00\n",
+        );
+        let parsed = parse_file(Kind::WorkingHours, &hours).unwrap();
+        assert_eq!(parsed.failures[0].reason, "the same as line 2 of this file");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The shipped data parses without a failed row, and every reference of the agenda files
+    /// names a record of the directory files.
+    #[test]
+    fn the_shipped_agenda_names_the_shipped_directory() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+        let files: HashMap<Kind, ParsedFile> = Kind::ALL
+            .into_iter()
+            .map(|kind| (kind, parse_file(kind, &data.join(kind.file())).unwrap()))
+            .collect();
+        for file in files.values() {
+            assert!(file.failures.is_empty(), "{:?}", file.failures);
+            assert!(!file.rows.is_empty(), "{} is empty", file.kind);
+        }
+        let keys = |kind: Kind, column: &str| -> std::collections::HashSet<String> {
+            files[&kind]
+                .rows
+                .iter()
+                .map(|r| r.get(column).unwrap().to_lowercase())
+                .collect()
+        };
+        let doctors = keys(Kind::Doctors, "username");
+        let centers = keys(Kind::Centers, "name");
+        let services = keys(Kind::Services, "name");
+        for kind in [
+            Kind::DoctorServices,
+            Kind::WorkingHours,
+            Kind::AgendaExceptions,
+        ] {
+            for row in &files[&kind].rows {
+                let at = format!("{}:{}", kind.file(), row.line);
+                assert!(
+                    doctors.contains(&row.get("doctor").unwrap().to_lowercase()),
+                    "{at}"
+                );
+                if let Some(center) = row.get("center") {
+                    assert!(centers.contains(&center.to_lowercase()), "{at}");
+                }
+                if let Some(service) = row.get("service") {
+                    assert!(services.contains(&service.to_lowercase()), "{at}");
+                }
+            }
+        }
+        // Every doctor offers a service and works somewhere.
+        assert_eq!(keys(Kind::DoctorServices, "doctor"), doctors);
+        assert_eq!(keys(Kind::WorkingHours, "doctor"), doctors);
     }
 
     #[test]

@@ -1,16 +1,21 @@
-//! `citaflow import`: the initial load of the directory from CSV files, through the public
-//! API, then one demo booking.
+//! `citaflow import`: the initial load of the directory and the agenda from CSV files,
+//! through the public API, then one demo booking.
 //!
 //! Every file is read and checked before anything is sent (a missing file or a bad header
 //! stops the import; a bad row never does). Rows go to the bulk endpoints in chunks, a few
-//! chunks at a time, in dependency order (centers and users, then doctors and patients), and
-//! each per-item result is mapped back to its file and line. Re-running is safe: every record
-//! has a natural key the API keeps unique (center name, username, doctor username, patient
-//! email), so a second run gets 409 `duplicate` for each row, counted as "already present".
+//! chunks at a time, in dependency order (centers and users, then doctors and patients, then
+//! services, offers, working hours and exceptions, whose rows name the others by key), and
+//! each per-item result is mapped back to its file and line. Re-running is safe: every
+//! directory record and service has a natural key the API keeps unique (center name,
+//! username, doctor username, patient email, service name), so a second run gets 409
+//! `duplicate` for each row, counted as "already present"; the agenda files are compared with
+//! what is there (`agenda`).
 //!
 //! The CSV files and their checks are in `files`, what is sent for each row and how its
-//! answer is read in `send`, the result in `report`; the demo booking is [`crate::demo`].
+//! answer is read in `send`, the agenda's lookups and comparisons in `agenda`, the result in
+//! `report`; the demo booking is [`crate::demo`].
 
+mod agenda;
 mod files;
 mod report;
 mod send;
@@ -20,7 +25,9 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc};
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, stream};
 use indicatif::{MultiProgress, ProgressBar};
+use serde_json::Value;
 
+use agenda::{Directory, LOOKUP_FAILED, Prepared};
 use files::{Failure, parse_file};
 pub use files::{Kind, Row};
 use report::{FileReport, ImportReport, render_report};
@@ -37,7 +44,8 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub api: ApiArgs,
 
-    /// Folder with users.csv, centers.csv, doctors.csv and patients.csv.
+    /// Folder with centers.csv, users.csv, doctors.csv, patients.csv, services.csv,
+    /// doctor_services.csv, working_hours.csv and agenda_exceptions.csv.
     #[arg(long, default_value = "data", value_name = "DIR")]
     pub dir: PathBuf,
 
@@ -69,23 +77,33 @@ pub struct ImportArgs {
 /// Help shown after `citaflow import --help`.
 pub const HELP: &str = "\
 Files (UTF-8 CSV, a header row, columns in any order, * = required; empty optional cells are left out):
-  centers.csv   name*, address*, timezone* (IANA, e.g. Europe/Madrid), language (es|en)
-  users.csv     username*, role* (admin|secretary), password
-  doctors.csv   username*, name*, specialty*, password
-  patients.csv  email*, name*, phone (E.164, e.g. +34600123456), language (es|en),
-                status (ACTIVE|INACTIVE), username (default: the email), password
+  centers.csv            name*, address*, timezone* (IANA, e.g. Europe/Madrid), language (es|en)
+  users.csv              username*, role* (admin|secretary), password
+  doctors.csv            username*, name*, specialty*, password
+  patients.csv           email*, name*, phone (E.164, e.g. +34600123456), language (es|en),
+                         status (ACTIVE|INACTIVE), username (default: the email), password
+  services.csv           name*, duration_minutes*, buffer_before_minutes, buffer_after_minutes
+  doctor_services.csv    doctor* (doctors.username), service* (services.name)
+  working_hours.csv      doctor*, center* (centers.name), weekday* (monday..sunday), start*, end*
+                         (HH:MM, the center's local time), valid_from, valid_until (YYYY-MM-DD)
+  agenda_exceptions.csv  doctor*, kind* (time_off|extra), date* (YYYY-MM-DD), center, start, end, note
 
-Keys: a row is identified by centers.name, users.username, doctors.username and
-patients.email. Rows already in the API (409 duplicate) count as \"already present\", so
-running the import twice adds nothing. A key repeated inside one file fails that row.
+Keys: a row is identified by centers.name, users.username, doctors.username, patients.email
+and services.name. Rows already in the API (409 duplicate) count as \"already present\", so
+running the import twice adds nothing. The agenda files name doctors, centers and services by
+those keys (looked up through the API); an offer the doctor already has, the very same
+working hours (refused with 409 hours_overlap) and an exception already there count as
+\"already present\" too. Offers are only added, never removed. A key repeated inside one file
+fails that row.
 
 Passwords: optional. A user in users.csv without one gets a random password that is never
 shown (an admin sets a real one with POST /users/{id}/password); doctors and patients without
 one cannot log in until one is set. Passwords are never printed.
 
-After the import one demo appointment is booked (the first center, doctor and active patient
-of the files, the first free 30-minute slot on a weekday morning, Prefer: wait=10) and printed
-as JSON; a later run finds and prints the same appointment instead of booking another.
+After the import one demo appointment is booked and printed as JSON: the first doctor and
+active patient of the files, the first service of services.csv the doctor offers, at the
+first free slot GET /availability offers in the next 14 days (Prefer: wait=10). A later run
+finds and prints the same appointment instead of booking another.
 
 Exit status: 0 every row imported or already present (and the booking made), 1 some rows or
 the booking failed (listed with file, line and reason), 2 the import could not run.
@@ -112,7 +130,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u8> {
     api.require_admin().await?;
 
     let progress = MultiProgress::with_draw_target(progress::target(args.json || args.quiet));
-    let style = progress::style("{prefix:>13} [{bar:30}] {pos}/{len} {msg}");
+    let style = progress::style("{prefix:>21} [{bar:30}] {pos}/{len} {msg}");
     let bars: Vec<ProgressBar> = parsed
         .iter()
         .map(|file| {
@@ -127,7 +145,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u8> {
         .collect();
 
     let api = Arc::new(api);
-    let one_by_one = args.one_by_one;
+    let mut directory: Option<Result<Directory, String>> = None;
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     let mut present: HashMap<Kind, Vec<Row>> = HashMap::new();
@@ -140,26 +158,62 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u8> {
         };
         report.failed = file.failures.len();
         failures.extend(file.failures);
-        let chunks: Vec<Vec<Row>> = file
-            .rows
-            .chunks(args.chunk_size as usize)
-            .map(<[Row]>::to_vec)
-            .collect();
-        let mut results = stream::iter(chunks.into_iter().map(|rows| {
-            let api = api.clone();
-            async move {
-                let items = rows.iter().map(|r| item(kind, r)).collect();
-                let outcomes = send_chunk(&api, kind, items, one_by_one).await;
-                (rows, outcomes)
-            }
-        }))
-        .buffered(args.concurrency as usize);
-        let mut in_order = Vec::new();
-        while let Some((rows, outcomes)) = results.next().await {
-            let outcomes = outcomes.with_context(|| format!("importing {}", kind.file()))?;
-            bar.inc(rows.len() as u64);
-            in_order.extend(rows.into_iter().zip(outcomes));
+        if kind.has_references() && !file.rows.is_empty() && directory.is_none() {
+            // Read once, after the directory and the services are in.
+            directory = Some(Directory::load(&api).await.map_err(|e| format!("{e:#}")));
         }
+        let outcomes = match (kind, &directory) {
+            (_, _) if file.rows.is_empty() => Vec::new(),
+            (_, Some(Err(reason))) if kind.has_references() => {
+                bar.inc(file.rows.len() as u64);
+                vec![
+                    Outcome::Failed {
+                        code: LOOKUP_FAILED.into(),
+                        reason: format!("the directory could not be read from the API: {reason}"),
+                    };
+                    file.rows.len()
+                ]
+            }
+            (Kind::DoctorServices, Some(Ok(dir))) => {
+                let outcomes =
+                    agenda::send_offers(&api, &file.rows, dir, args.concurrency as usize)
+                        .await
+                        .with_context(|| format!("importing {}", kind.file()))?;
+                bar.inc(file.rows.len() as u64);
+                outcomes
+            }
+            (Kind::WorkingHours | Kind::AgendaExceptions, Some(Ok(dir))) => {
+                let mut prepared: Vec<Prepared> = file
+                    .rows
+                    .iter()
+                    .map(|row| agenda::prepare(kind, row, dir))
+                    .collect();
+                if kind == Kind::AgendaExceptions {
+                    agenda::precheck_exceptions(&api, &mut prepared).await;
+                }
+                let items: Vec<Option<Value>> = prepared
+                    .iter()
+                    .map(|p| match p {
+                        Prepared::Send(item) => Some(item.clone()),
+                        Prepared::Done(_) => None,
+                    })
+                    .collect();
+                let mut outcomes = send_all(&api, kind, prepared, &args, bar).await?;
+                if kind == Kind::WorkingHours {
+                    agenda::reconcile_hours(&api, &items, &mut outcomes).await;
+                }
+                outcomes
+            }
+            _ => {
+                let prepared = file
+                    .rows
+                    .iter()
+                    .map(|row| Prepared::Send(item(kind, row)))
+                    .collect();
+                send_all(&api, kind, prepared, &args, bar).await?
+            }
+        };
+        let in_order = file.rows.into_iter().zip(outcomes);
         for (row, outcome) in in_order {
             match outcome {
                 Outcome::Created => report.created += 1,
@@ -218,4 +272,54 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u8> {
         crate::emit(&render_report(&report));
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Sends the rows still to send, in chunks (a few chunks in flight), and answers an outcome
+/// per row, in order (rows already decided keep theirs).
+async fn send_all(
+    api: &Arc<Api>,
+    kind: Kind,
+    prepared: Vec<Prepared>,
+    args: &ImportArgs,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(prepared.len());
+    let mut to_send = Vec::new();
+    for (index, p) in prepared.into_iter().enumerate() {
+        match p {
+            Prepared::Send(item) => {
+                to_send.push((index, item));
+                outcomes.push(None);
+            }
+            Prepared::Done(outcome) => {
+                bar.inc(1);
+                outcomes.push(Some(outcome));
+            }
+        }
+    }
+    let one_by_one = args.one_by_one;
+    let chunks: Vec<Vec<(usize, Value)>> = to_send
+        .chunks(args.chunk_size as usize)
+        .map(<[(usize, Value)]>::to_vec)
+        .collect();
+    let mut results = stream::iter(chunks.into_iter().map(|chunk| {
+        let api = api.clone();
+        async move {
+            let (indices, items): (Vec<usize>, Vec<Value>) = chunk.into_iter().unzip();
+            let sent = send_chunk(&api, kind, items, one_by_one).await;
+            (indices, sent)
+        }
+    }))
+    .buffered(args.concurrency as usize);
+    while let Some((indices, sent)) = results.next().await {
+        let sent = sent.with_context(|| format!("importing {}", kind.file()))?;
+        bar.inc(indices.len() as u64);
+        for (index, outcome) in indices.into_iter().zip(sent) {
+            outcomes[index] = Some(outcome);
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every row is decided or sent"))
+        .collect())
 }

@@ -36,13 +36,13 @@ pub fn render_report(report: &ImportReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:>6} {:>8} {:>16} {:>7}",
+        "{:<22} {:>6} {:>8} {:>16} {:>7}",
         "FILE", "ROWS", "CREATED", "ALREADY PRESENT", "FAILED"
     );
     for f in &report.files {
         let _ = writeln!(
             out,
-            "{:<14} {:>6} {:>8} {:>16} {:>7}",
+            "{:<22} {:>6} {:>8} {:>16} {:>7}",
             f.file, f.rows, f.created, f.already_present, f.failed
         );
     }

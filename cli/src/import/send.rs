@@ -12,8 +12,18 @@ use uuid::Uuid;
 use super::files::{Kind, Row};
 use crate::api::{Api, Reply, error_reason, is_retryable_status};
 
-/// The JSON item the API expects for a row. Required cells are always sent (empty when
-/// missing, so the API's own validation names them); empty optional cells are left out.
+/// Columns sent as JSON numbers (minutes).
+const MINUTE_COLUMNS: [&str; 3] = [
+    "duration_minutes",
+    "buffer_before_minutes",
+    "buffer_after_minutes",
+];
+
+/// The JSON item the API expects for a row of a file without references (the directory and
+/// the services; see [`super::agenda`] for the others). Required cells are always sent (empty
+/// when missing, so the API's own validation names them); empty optional cells are left out.
+/// Minutes go as numbers when they are whole numbers, else as given, so the API's message
+/// names the field (a missing one is left out for the same reason).
 pub fn item(kind: Kind, row: &Row) -> Value {
     let mut item = Map::new();
     for column in kind.columns() {
@@ -21,6 +31,15 @@ pub fn item(kind: Kind, row: &Row) -> Value {
         match (column.name, value) {
             ("role", Some(role)) => {
                 item.insert("role".into(), Value::String(role.to_lowercase()));
+            }
+            (name, value) if MINUTE_COLUMNS.contains(&name) => {
+                if let Some(value) = value {
+                    let number = value.parse::<i64>().map(Value::from);
+                    item.insert(
+                        name.into(),
+                        number.unwrap_or_else(|_| Value::String(value.to_owned())),
+                    );
+                }
             }
             ("password", None) if kind == Kind::Users => {
                 // Staff users need a password; one nobody knows keeps the account closed until
@@ -59,7 +78,7 @@ pub async fn send_chunk(
     if one_by_one {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in &items {
-            let reply = send_retrying(api, kind.resource(), item).await?;
+            let reply = send_retrying(api, Method::POST, kind.resource(), item).await?;
             outcomes.push(match reply.status {
                 StatusCode::CREATED | StatusCode::OK => Outcome::Created,
                 _ if reply.code() == Some("duplicate") => Outcome::Present,
@@ -74,6 +93,7 @@ pub async fn send_chunk(
     let count = items.len();
     let reply = send_retrying(
         api,
+        Method::POST,
         &format!("{}/bulk", kind.resource()),
         &Value::Array(items),
     )
@@ -116,13 +136,19 @@ pub async fn send_chunk(
     Ok(outcomes)
 }
 
-/// POSTs `body`, retrying a few times when the API is briefly unavailable. Resending is safe:
-/// rows that did go in answer 409 `duplicate` the second time.
-async fn send_retrying(api: &Api, path: &str, body: &Value) -> anyhow::Result<Reply> {
+/// Sends `body`, retrying a few times when the API is briefly unavailable. Resending is safe:
+/// rows that did go in answer 409 `duplicate` (or `hours_overlap`, or are found by the
+/// exceptions' check) the second time, and a PUT sets the same thing again.
+pub async fn send_retrying(
+    api: &Api,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<Reply> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = api.send(Method::POST, path, Some(body)).await;
+        let result = api.send(method.clone(), path, Some(body)).await;
         match result {
             Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => {
                 bail!("the API refused the credentials (401) while importing; log in again")
@@ -169,6 +195,24 @@ mod tests {
         assert_eq!(
             patient,
             json!({"email": "a@example.com", "name": "Ana", "status": "INACTIVE"})
+        );
+        let service = item(
+            Kind::Services,
+            &row(&[
+                ("name", "Endodoncia"),
+                ("duration_minutes", "90"),
+                ("buffer_after_minutes", "quince"),
+            ]),
+        );
+        assert_eq!(
+            service,
+            json!({"name": "Endodoncia", "duration_minutes": 90, "buffer_after_minutes": "quince"}),
+            "whole minutes go as numbers, anything else as given for the API to name"
+        );
+        assert_eq!(
+            item(Kind::Services, &row(&[("name", "Sin duración")])),
+            json!({"name": "Sin duración"}),
+            "a missing duration is left out, so the API says it is missing"
         );
     }
 }

@@ -374,7 +374,9 @@ pub fn free_slots(
         let mut start = window.start;
         if earliest > start {
             // Jump to the first grid point at or after `earliest`.
-            let steps = (earliest - start).num_seconds().div_euclid(spec.step.num_seconds())
+            let steps = (earliest - start)
+                .num_seconds()
+                .div_euclid(spec.step.num_seconds())
                 + i64::from((earliest - start).num_seconds() % spec.step.num_seconds() != 0);
             start += spec.step * i32::try_from(steps).unwrap_or(i32::MAX);
         }
@@ -467,14 +469,18 @@ pub async fn load(
             continue;
         };
         let doctor_id: Uuid = row.try_get("doctor_id")?;
-        agendas.entry(doctor_id).or_default().hours.push(WeeklyHours {
-            id: row.try_get("id")?,
-            center_id: row.try_get("center_id")?,
-            weekday: weekday(row.try_get("weekday")?),
-            range,
-            valid_from: row.try_get("valid_from")?,
-            valid_until: row.try_get("valid_until")?,
-        });
+        agendas
+            .entry(doctor_id)
+            .or_default()
+            .hours
+            .push(WeeklyHours {
+                id: row.try_get("id")?,
+                center_id: row.try_get("center_id")?,
+                weekday: weekday(row.try_get("weekday")?),
+                range,
+                valid_from: row.try_get("valid_from")?,
+                valid_until: row.try_get("valid_until")?,
+            });
     }
     let exceptions = sqlx::query(
         "SELECT id, doctor_id, center_id, kind, date, start_minute, end_minute
@@ -492,13 +498,17 @@ pub async fn load(
             continue;
         };
         let doctor_id: Uuid = row.try_get("doctor_id")?;
-        agendas.entry(doctor_id).or_default().exceptions.push(Exception {
-            id: row.try_get("id")?,
-            center_id: row.try_get("center_id")?,
-            kind,
-            date: row.try_get("date")?,
-            range: range(row.try_get("start_minute")?, row.try_get("end_minute")?),
-        });
+        agendas
+            .entry(doctor_id)
+            .or_default()
+            .exceptions
+            .push(Exception {
+                id: row.try_get("id")?,
+                center_id: row.try_get("center_id")?,
+                kind,
+                date: row.try_get("date")?,
+                range: range(row.try_get("start_minute")?, row.try_get("end_minute")?),
+            });
     }
     Ok(agendas)
 }
@@ -699,7 +709,10 @@ mod tests {
                 .collect()
         };
         // 08:30 would run 08:30–09:10 with its buffer (clash); 09:00 and 09:30 clash too.
-        assert_eq!(starts(utc("2027-03-26T00:00:00Z")), ["08:00", "10:00", "10:30"]);
+        assert_eq!(
+            starts(utc("2027-03-26T00:00:00Z")),
+            ["08:00", "10:00", "10:30"]
+        );
         // Minimum notice: nothing before `earliest`, grid kept.
         assert_eq!(starts(utc("2027-03-26T08:01:00Z")), ["10:00", "10:30"]);
         // A visit must fit before the end of the window.
@@ -714,7 +727,10 @@ mod tests {
         let today = date("2027-01-04");
         let madrid = weekly(a, Weekday::Mon, "09:00", "14:00");
         let afternoon = weekly(b, Weekday::Mon, "14:00", "19:00");
-        assert_eq!(weekly_conflict(&madrid, Madrid, &afternoon, Madrid, today), None);
+        assert_eq!(
+            weekly_conflict(&madrid, Madrid, &afternoon, Madrid, today),
+            None
+        );
         let late_morning = weekly(b, Weekday::Mon, "13:00", "15:00");
         assert_eq!(
             weekly_conflict(&madrid, Madrid, &late_morning, Madrid, today),

@@ -32,6 +32,8 @@ pub struct Create {
     pub reason: Option<String>,
     /// Set when this create is the new half of a reschedule.
     pub previous_booking_id: Option<Uuid>,
+    /// The kind of visit, when the request named one (older commands never do).
+    pub service_id: Option<Uuid>,
 }
 
 impl Create {
@@ -49,6 +51,7 @@ impl Create {
             previous_booking_id: self.previous_booking_id,
             requested_by: command.requested_by,
             requested_at: command.requested_at,
+            service_id: self.service_id,
         }
     }
 }
@@ -151,6 +154,11 @@ impl TryFrom<&BookingCommand> for Command {
                 slot,
                 reason: record.reason.clone(),
                 previous_booking_id,
+                service_id: record
+                    .service_id
+                    .as_deref()
+                    .map(|v| uuid("service_id", v))
+                    .transpose()?,
             })
         };
         let action = match record.kind {

@@ -12,6 +12,7 @@
 //!   commit) keeps its id and consumers de-duplicate it.
 
 use chrono::{DateTime, Utc};
+use citaflow_agenda as agenda;
 use citaflow_booking_store::{self as store, Existing, Outcome};
 use citaflow_platform::settings::ProcessorSettings;
 use citaflow_schemas::{BookingEvent, BookingEventKind, BookingStatus};
@@ -227,6 +228,7 @@ struct Draft {
     ends_at: DateTime<Utc>,
     rejection: Option<Rejection>,
     previous_booking_id: Option<Uuid>,
+    service_id: Option<Uuid>,
 }
 
 impl Draft {
@@ -247,7 +249,7 @@ impl Draft {
             reason_message: self.rejection.map(|r| r.message),
             previous_booking_id: self.previous_booking_id.map(|id| id.to_string()),
             occurred_at: now.timestamp_millis(),
-            service_id: None,
+            service_id: self.service_id.map(|id| id.to_string()),
         }
     }
 
@@ -268,57 +270,155 @@ impl Draft {
             ends_at: create.slot.ends_at,
             rejection,
             previous_booking_id: create.previous_booking_id,
+            service_id: create.service_id,
         }
     }
 }
 
-/// The rules every new appointment must pass, checked against the database in one round trip.
+/// What the database says about a new appointment's doctor, center, patient and service.
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    doctor_active: Option<bool>,
+    center_active: Option<bool>,
+    patient_status: Option<String>,
+    /// `None` when the request named no service; `Some(None)` when it named an unknown one.
+    service: Option<Option<ServiceFacts>>,
+    /// Whether a confirmed appointment's occupied time meets this one's.
+    taken: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ServiceFacts {
+    active: bool,
+    offered: bool,
+}
+
+/// The buffers of a service, in minutes (zero without one).
+#[derive(Debug, Clone, Copy, Default)]
+struct Buffers {
+    before: i64,
+    after: i64,
+}
+
+impl Buffers {
+    fn occupied(self, slot: &crate::command::Slot) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            slot.starts_at - chrono::Duration::minutes(self.before),
+            slot.ends_at + chrono::Duration::minutes(self.after),
+        )
+    }
+}
+
+/// The rules every new appointment must pass, checked against the database in the deciding
+/// transaction: the directory and the service in one round trip, then (for a doctor on the
+/// agenda) their hours and exceptions around the visit. Answers the buffers a confirmation
+/// occupies.
 async fn check_rules(
     conn: &mut PgConnection,
     rules: Rules,
     create: &Create,
     now: DateTime<Utc>,
-) -> Result<Option<Rejection>, ProcessError> {
-    let (doctor, center, patient, taken): (Option<bool>, Option<bool>, Option<String>, bool) =
-        sqlx::query_as(
-            "SELECT (SELECT active FROM doctors WHERE id = $1),
-                    (SELECT active FROM centers WHERE id = $2),
-                    (SELECT status FROM patients WHERE id = $3),
-                    EXISTS (SELECT 1 FROM appointments
-                             WHERE doctor_id = $1 AND status = 'confirmed' AND id <> $4
-                               AND tstzrange(starts_at, ends_at, '[)') && tstzrange($5, $6, '[)'))",
-        )
-        .bind(create.doctor_id)
-        .bind(create.center_id)
-        .bind(create.patient_id)
-        .bind(create.booking_id)
-        .bind(create.slot.starts_at)
-        .bind(create.slot.ends_at)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(judge(
-        rules,
-        create,
-        now,
-        doctor,
-        center,
-        patient.as_deref(),
-        taken,
+) -> Result<(Option<Rejection>, Buffers), ProcessError> {
+    let row = sqlx::query(
+        "WITH s AS (SELECT active, buffer_before_minutes, buffer_after_minutes,
+                           EXISTS (SELECT 1 FROM doctor_services
+                                    WHERE doctor_id = $1 AND service_id = $7) AS offered
+                      FROM services WHERE id = $7)
+         SELECT (SELECT active FROM doctors WHERE id = $1) AS doctor_active,
+                (SELECT active FROM centers WHERE id = $2) AS center_active,
+                (SELECT timezone FROM centers WHERE id = $2) AS timezone,
+                (SELECT status FROM patients WHERE id = $3) AS patient_status,
+                (SELECT active FROM s) AS service_active,
+                (SELECT offered FROM s) AS service_offered,
+                coalesce((SELECT buffer_before_minutes FROM s), 0)::int8 AS buffer_before,
+                coalesce((SELECT buffer_after_minutes FROM s), 0)::int8 AS buffer_after,
+                EXISTS (SELECT 1 FROM appointments
+                         WHERE doctor_id = $1 AND status = 'confirmed' AND id <> $4
+                           AND tstzrange(coalesce(occupied_from, starts_at),
+                                         coalesce(occupied_until, ends_at), '[)')
+                            && tstzrange($5 - make_interval(mins => coalesce((SELECT buffer_before_minutes FROM s), 0)),
+                                         $6 + make_interval(mins => coalesce((SELECT buffer_after_minutes FROM s), 0)),
+                                         '[)')) AS taken",
+    )
+    .bind(create.doctor_id)
+    .bind(create.center_id)
+    .bind(create.patient_id)
+    .bind(create.booking_id)
+    .bind(create.slot.starts_at)
+    .bind(create.slot.ends_at)
+    .bind(create.service_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let service_active: Option<bool> = row.try_get("service_active")?;
+    let facts = Facts {
+        doctor_active: row.try_get("doctor_active")?,
+        center_active: row.try_get("center_active")?,
+        patient_status: row.try_get("patient_status")?,
+        service: create.service_id.map(|_| {
+            service_active.map(|active| ServiceFacts {
+                active,
+                offered: row
+                    .try_get::<Option<bool>, _>("service_offered")
+                    .ok()
+                    .flatten()
+                    == Some(true),
+            })
+        }),
+        taken: row.try_get("taken")?,
+    };
+    let buffers = Buffers {
+        before: row.try_get("buffer_before")?,
+        after: row.try_get("buffer_after")?,
+    };
+    if let Some(rejection) = judge(rules, create, now, &facts) {
+        return Ok((Some(rejection), buffers));
+    }
+    let timezone: Option<String> = row.try_get("timezone")?;
+    let tz = timezone
+        .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+        .unwrap_or(chrono_tz::UTC);
+    let visit = agenda::Interval::new(create.slot.starts_at, create.slot.ends_at);
+    let from = agenda::local_date(tz, visit.start) - chrono::Duration::days(1);
+    let to = agenda::local_date(tz, visit.end) + chrono::Duration::days(1);
+    let agendas = agenda::load(&mut *conn, &[create.doctor_id], from, to).await?;
+    let verdict = agendas
+        .get(&create.doctor_id)
+        .map(|a| a.check(create.center_id, tz, visit))
+        .unwrap_or(agenda::Verdict::NoAgenda);
+    Ok((
+        agenda_rejection(verdict).or(facts.taken.then(slot_taken)),
+        buffers,
     ))
 }
 
-/// The verdict, from what the database said, in the order a clinic would explain it.
-fn judge(
-    rules: Rules,
-    create: &Create,
-    now: DateTime<Utc>,
-    doctor: Option<bool>,
-    center: Option<bool>,
-    patient: Option<&str>,
-    taken: bool,
-) -> Option<Rejection> {
+/// The agenda's verdict as a final rejection, if it is one.
+fn agenda_rejection(verdict: agenda::Verdict) -> Option<Rejection> {
+    match verdict {
+        agenda::Verdict::Open | agenda::Verdict::NoAgenda => None,
+        agenda::Verdict::NotAtCenter => Some(Rejection::new(
+            "doctor_not_at_center",
+            "The doctor does not work at that center.",
+        )),
+        agenda::Verdict::Outside => Some(Rejection::new(
+            "outside_working_hours",
+            "The requested time is outside the doctor's working hours at that center.",
+        )),
+        agenda::Verdict::TimeOff => Some(Rejection::new(
+            "doctor_time_off",
+            "The doctor is not available at the requested time.",
+        )),
+    }
+}
+
+/// The verdict on the directory, the service and the time, in the order a clinic would
+/// explain it (the agenda and the overlap come after).
+fn judge(rules: Rules, create: &Create, now: DateTime<Utc>, facts: &Facts) -> Option<Rejection> {
     let minutes = create.slot.duration_minutes();
-    match (doctor, center, patient) {
+    match (
+        facts.doctor_active,
+        facts.center_active,
+        facts.patient_status.as_deref(),
+    ) {
         (None, _, _) => Some(Rejection::new(
             "doctor_not_found",
             "The doctor does not exist.",
@@ -343,6 +443,18 @@ fn judge(
             "patient_inactive",
             "The patient is not active.",
         )),
+        _ if matches!(facts.service, Some(None)) => Some(Rejection::new(
+            "service_not_found",
+            "The service does not exist.",
+        )),
+        _ if matches!(facts.service, Some(Some(s)) if !s.active) => Some(Rejection::new(
+            "service_inactive",
+            "The service is no longer offered.",
+        )),
+        _ if matches!(facts.service, Some(Some(s)) if !s.offered) => Some(Rejection::new(
+            "service_not_offered",
+            "The doctor does not offer that service.",
+        )),
         _ if create.slot.starts_at <= now => Some(Rejection::new(
             "slot_in_past",
             "The requested time has already passed.",
@@ -356,7 +468,6 @@ fn judge(
                 ),
             ))
         }
-        _ if taken => Some(slot_taken()),
         _ => None,
     }
 }
@@ -376,8 +487,24 @@ async fn write_booking(
     rejection: Option<&Rejection>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
+    write_decision(conn, command, create, rejection, Buffers::default(), now).await
+}
+
+/// Writes the decided state of a new booking, a confirmation occupying its buffers too.
+async fn write_decision(
+    conn: &mut PgConnection,
+    command: &Command,
+    create: &Create,
+    rejection: Option<&Rejection>,
+    buffers: Buffers,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let (occupied_from, occupied_until) = buffers.occupied(&create.slot);
     let outcome = match rejection {
-        None => Outcome::Confirmed,
+        None => Outcome::Confirmed {
+            occupied_from,
+            occupied_until,
+        },
         Some(r) => Outcome::Rejected {
             code: r.code,
             message: &r.message,
@@ -395,11 +522,12 @@ async fn try_confirm(
     create: &Create,
     now: DateTime<Utc>,
 ) -> Result<(Option<Rejection>, bool), ProcessError> {
-    if let Some(rejection) = check_rules(conn, rules, create, now).await? {
-        return Ok((Some(rejection), false));
+    let (rejection, buffers) = check_rules(conn, rules, create, now).await?;
+    if rejection.is_some() {
+        return Ok((rejection, false));
     }
     sqlx::query("SAVEPOINT confirm").execute(&mut *conn).await?;
-    match write_booking(conn, command, create, None, now).await {
+    match write_decision(conn, command, create, None, buffers, now).await {
         Ok(written) => {
             sqlx::query("RELEASE SAVEPOINT confirm")
                 .execute(&mut *conn)
@@ -465,6 +593,7 @@ fn cancelled_draft(
         ends_at: existing.ends_at,
         rejection: Some(Rejection::new(code, message)),
         previous_booking_id: None,
+        service_id: existing.service_id,
     }
 }
 
@@ -629,6 +758,7 @@ mod tests {
             },
             reason: None,
             previous_booking_id: None,
+            service_id: None,
         }
     }
 
@@ -641,97 +771,89 @@ mod tests {
         r.map(|r| r.code).unwrap_or("ok")
     }
 
+    fn facts(doctor: Option<bool>, center: Option<bool>, patient: Option<&str>) -> Facts {
+        Facts {
+            doctor_active: doctor,
+            center_active: center,
+            patient_status: patient.map(str::to_owned),
+            ..Facts::default()
+        }
+    }
+
     #[test]
     fn rules_are_explained_in_order() {
         let c = create(60, 30);
         let now = Utc::now();
+        let verdict = |f: Facts| code(judge(RULES, &c, now, &f));
+        assert_eq!(verdict(facts(None, None, None)), "doctor_not_found");
         assert_eq!(
-            code(judge(RULES, &c, now, None, None, None, true)),
-            "doctor_not_found"
-        );
-        assert_eq!(
-            code(judge(
-                RULES,
-                &c,
-                now,
-                Some(false),
-                Some(true),
-                Some("ACTIVE"),
-                false
-            )),
+            verdict(facts(Some(false), Some(true), Some("ACTIVE"))),
             "doctor_inactive"
         );
         assert_eq!(
-            code(judge(
-                RULES,
-                &c,
-                now,
-                Some(true),
-                None,
-                Some("ACTIVE"),
-                false
-            )),
+            verdict(facts(Some(true), None, Some("ACTIVE"))),
             "center_not_found"
         );
         assert_eq!(
-            code(judge(
-                RULES,
-                &c,
-                now,
-                Some(true),
-                Some(false),
-                Some("ACTIVE"),
-                false
-            )),
+            verdict(facts(Some(true), Some(false), Some("ACTIVE"))),
             "center_inactive"
         );
         assert_eq!(
-            code(judge(RULES, &c, now, Some(true), Some(true), None, false)),
+            verdict(facts(Some(true), Some(true), None)),
             "patient_not_found"
         );
         assert_eq!(
-            code(judge(
-                RULES,
-                &c,
-                now,
-                Some(true),
-                Some(true),
-                Some("INACTIVE"),
-                false
-            )),
+            verdict(facts(Some(true), Some(true), Some("INACTIVE"))),
             "patient_inactive"
         );
+        let with_service = |service| Facts {
+            service: Some(service),
+            ..facts(Some(true), Some(true), Some("ACTIVE"))
+        };
+        assert_eq!(verdict(with_service(None)), "service_not_found");
+        let service = |active, offered| Some(ServiceFacts { active, offered });
         assert_eq!(
-            code(judge(
-                RULES,
-                &c,
-                now,
-                Some(true),
-                Some(true),
-                Some("ACTIVE"),
-                true
-            )),
-            "slot_taken"
+            verdict(with_service(service(false, true))),
+            "service_inactive"
         );
         assert_eq!(
-            code(judge(
-                RULES,
-                &c,
-                now,
-                Some(true),
-                Some(true),
-                Some("ACTIVE"),
-                false
-            )),
-            "ok"
+            verdict(with_service(service(true, false))),
+            "service_not_offered"
+        );
+        assert_eq!(verdict(with_service(service(true, true))), "ok");
+        assert_eq!(verdict(facts(Some(true), Some(true), Some("ACTIVE"))), "ok");
+    }
+
+    #[test]
+    fn the_agenda_explains_its_rejections() {
+        use agenda::Verdict::*;
+        let codes: Vec<&str> = [Open, NoAgenda, NotAtCenter, Outside, TimeOff]
+            .into_iter()
+            .map(|v| code(agenda_rejection(v)))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "ok",
+                "ok",
+                "doctor_not_at_center",
+                "outside_working_hours",
+                "doctor_time_off"
+            ]
         );
     }
 
     #[test]
     fn time_rules() {
         let now = Utc::now();
-        let all_good =
-            |c: &Create| judge(RULES, c, now, Some(true), Some(true), Some("ACTIVE"), false);
+        let all_good = |c: &Create| {
+            judge(
+                RULES,
+                c,
+                now,
+                &facts(Some(true), Some(true), Some("ACTIVE")),
+            )
+        };
         assert_eq!(code(all_good(&create(-5, 30))), "slot_in_past");
         assert_eq!(code(all_good(&create(60, 4))), "invalid_duration");
         assert_eq!(code(all_good(&create(60, 481))), "invalid_duration");

@@ -42,16 +42,26 @@ pub struct NewAppointment<'a> {
     pub previous_booking_id: Option<Uuid>,
     pub requested_by: Option<Uuid>,
     pub requested_at: DateTime<Utc>,
+    /// The kind of visit booked, when the request named one.
+    pub service_id: Option<Uuid>,
 }
 
 /// The outcome the processor writes for a new booking.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome<'a> {
-    Confirmed,
-    Rejected { code: &'a str, message: &'a str },
+    /// Confirmed, keeping the doctor busy over `occupied` (the visit widened by the service's
+    /// buffers), which the no-overlap constraint guards.
+    Confirmed {
+        occupied_from: DateTime<Utc>,
+        occupied_until: DateTime<Utc>,
+    },
+    Rejected {
+        code: &'a str,
+        message: &'a str,
+    },
 }
 
-/// Binds the request's columns as `$1`…`$11`, in the order both inserts name them.
+/// Binds the request's columns as `$1`…`$12`, in the order both inserts name them.
 fn bind_request<'q>(
     query: Query<'q, Postgres, PgArguments>,
     booking: &NewAppointment<'q>,
@@ -68,6 +78,7 @@ fn bind_request<'q>(
         .bind(booking.previous_booking_id)
         .bind(booking.requested_by)
         .bind(booking.requested_at)
+        .bind(booking.service_id)
 }
 
 /// Records a new booking as `pending` (idempotent on its id).
@@ -83,8 +94,8 @@ pub async fn insert_pending<'c>(
 ) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id,
                                    starts_at, ends_at, reason, previous_booking_id,
-                                   requested_by, requested_at, status)
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending'
+                                   requested_by, requested_at, service_id, status)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending'
                  FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_durability
                ON CONFLICT (id) DO NOTHING";
     bind_request(sqlx::query(sql), booking).execute(db).await?;
@@ -148,18 +159,30 @@ pub async fn write_decided(
     outcome: Outcome<'_>,
     decided_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let (status, code, message) = match outcome {
-        Outcome::Confirmed => ("confirmed", None, None),
-        Outcome::Rejected { code, message } => ("rejected", Some(code), Some(message)),
+    let (status, code, message, occupied) = match outcome {
+        Outcome::Confirmed {
+            occupied_from,
+            occupied_until,
+        } => (
+            "confirmed",
+            None,
+            None,
+            Some((occupied_from, occupied_until)),
+        ),
+        Outcome::Rejected { code, message } => ("rejected", Some(code), Some(message), None),
     };
     let sql = "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id,
                    starts_at, ends_at, reason, previous_booking_id, requested_by, requested_at,
-                   status, reason_code, reason_message, decided_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                   service_id, status, reason_code, reason_message, decided_at,
+                   occupied_from, occupied_until)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                       $17, $18)
                ON CONFLICT (id) DO UPDATE
                   SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
                       reason_message = EXCLUDED.reason_message,
-                      decided_at = EXCLUDED.decided_at, updated_at = now()
+                      decided_at = EXCLUDED.decided_at, service_id = EXCLUDED.service_id,
+                      occupied_from = EXCLUDED.occupied_from,
+                      occupied_until = EXCLUDED.occupied_until, updated_at = now()
                 WHERE appointments.status = 'pending'
                    OR (appointments.status = 'rejected'
                        AND appointments.reason_code = 'retries_exhausted')
@@ -169,6 +192,8 @@ pub async fn write_decided(
         .bind(code)
         .bind(message)
         .bind(decided_at)
+        .bind(occupied.map(|o| o.0))
+        .bind(occupied.map(|o| o.1))
         .fetch_optional(conn)
         .await?;
     Ok(row.is_some())
@@ -188,6 +213,7 @@ pub struct Existing {
     pub center_id: Uuid,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    pub service_id: Option<Uuid>,
 }
 
 impl Existing {
@@ -203,7 +229,7 @@ pub async fn lock_existing(
     booking_id: Uuid,
 ) -> Result<Option<Existing>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at
+        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at, service_id
            FROM appointments WHERE id = $1 FOR UPDATE",
     )
     .bind(booking_id)
@@ -217,6 +243,7 @@ pub async fn lock_existing(
             center_id: r.try_get("center_id")?,
             starts_at: r.try_get("starts_at")?,
             ends_at: r.try_get("ends_at")?,
+            service_id: r.try_get("service_id")?,
         })
     })
     .transpose()

@@ -41,6 +41,7 @@ async fn a_booking_whose_request_never_arrived_is_closed_after_the_bound_once() 
             previous_booking_id: None,
             requested_by: None,
             requested_at: Utc::now(),
+            service_id: None,
         },
     )
     .await

@@ -102,6 +102,7 @@ fn random_create(doctors: u128) -> Command {
             },
             reason: None,
             previous_booking_id: None,
+            service_id: None,
         }),
     }
 }

@@ -399,6 +399,7 @@ async fn accept_new(
         previous_booking_id,
         requested_by: Some(user.user_id),
         requested_at,
+        service_id: None,
     };
     super::timed("pending_insert", insert_within_cap(state, &pending, key)).await?;
 

@@ -130,6 +130,12 @@ pub type ProcessorConsumer = BaseConsumer<ProcessorContext>;
 
 /// Something that handles one partition's records in order.
 pub trait PartitionHandler: Send + Sync + 'static {
+    /// Called before the first record of partition number `partition` (in any topic) is
+    /// handed to a worker after it was assigned here.
+    fn assigned(&self, _partition: i32) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Handles one record. Returns whether its offset may be stored.
     fn handle(
         &self,
@@ -179,6 +185,15 @@ pub fn run<H: PartitionHandler>(
             }
         }
 
+        // A partition number new to this process (start, or assigned by a rebalance): let the
+        // handler rebuild what it needs first (parking, from the delay topics).
+        let first_of_partition = {
+            let map = workers.lock().expect("workers lock");
+            !map.keys().any(|(_, partition)| *partition == key.1)
+        };
+        if first_of_partition {
+            runtime.block_on(handler.assigned(key.1));
+        }
         let tx = {
             let mut map = workers.lock().expect("workers lock");
             let handle = map.entry(key.clone()).or_insert_with(|| {

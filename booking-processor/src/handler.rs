@@ -9,10 +9,15 @@
 //! the doctor is parked on this partition behind it. Later commands of that doctor are not
 //! decided ahead of it: they follow it into the delay topics, one step behind, until the
 //! command they wait for is processed. Other doctors are never held up. Parking is kept in
-//! memory; a restart while a doctor has a command in a delay topic releases the doctor's
-//! later commands early (they are still checked against the agenda: never a double booking).
+//! memory and rebuilt from the delay topics when a partition changes hands (`parking.rs`);
+//! a parked record also names the command it follows (`citaflow-parked-behind`), which is
+//! checked whatever the memory says.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use citaflow_schemas::{AvroCodec, BookingCommand, BookingEvent};
 use rdkafka::{
@@ -30,6 +35,7 @@ use crate::{
     decide::{self, Rules},
     dispatch::PartitionHandler,
     error::ProcessError,
+    parking::Recovery,
     retry::{self, Next, Provenance, Role, Topology, header},
 };
 
@@ -42,6 +48,7 @@ pub struct Handler {
     pub rules: Rules,
     /// (topic, partition, doctor) → the last command of that doctor sent to a delay topic.
     parked: Mutex<HashMap<(String, i32, Uuid), Uuid>>,
+    recovery: Arc<Recovery>,
 }
 
 /// How long to back off while Kafka itself refuses a retry or dead-letter record.
@@ -55,6 +62,7 @@ impl Handler {
         events: AvroCodec<BookingEvent>,
         topology: Topology,
         rules: Rules,
+        recovery: Recovery,
     ) -> Self {
         Self {
             pool,
@@ -64,6 +72,55 @@ impl Handler {
             topology,
             rules,
             parked: Mutex::default(),
+            recovery: Arc::new(recovery),
+        }
+    }
+
+    /// Rebuilds the parking of partition number `partition` from what waits in the delay
+    /// topics: each doctor found there is parked, on the request topic, behind the latest of
+    /// its commands (see `parking.rs`).
+    pub async fn recover_parking(&self, partition: i32) {
+        let recovery = self.recovery.clone();
+        let waiting = match tokio::task::spawn_blocking(move || recovery.waiting(partition)).await
+        {
+            Ok(Ok(waiting)) => waiting,
+            Ok(Err(err)) => {
+                tracing::warn!(partition, error = %err, "parking not rebuilt from the delay topics");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(partition, error = %err, "parking scan failed");
+                return;
+            }
+        };
+        let mut latest: HashMap<Uuid, (i64, Uuid)> = HashMap::new();
+        for record in &waiting {
+            let Ok(decoded) = self.commands.decode(&record.payload).await else {
+                continue;
+            };
+            let Ok(command) = Command::try_from(&decoded) else {
+                continue;
+            };
+            let entry = latest
+                .entry(command.doctor_id())
+                .or_insert((record.timestamp_ms, command.command_id));
+            if record.timestamp_ms >= entry.0 {
+                *entry = (record.timestamp_ms, command.command_id);
+            }
+        }
+        for (doctor, (_, command_id)) in &latest {
+            self.park(
+                (self.topology.requests.clone(), partition, *doctor),
+                *command_id,
+            );
+        }
+        if !latest.is_empty() {
+            tracing::info!(
+                partition,
+                doctors = latest.len(),
+                records = waiting.len(),
+                "parking rebuilt from the delay topics"
+            );
         }
     }
 
@@ -98,7 +155,9 @@ impl Handler {
                 message.partition(),
                 command.doctor_id(),
             );
-            if let Some(ahead) = self.still_parked(&park_key).await {
+            let behind = retry::get(message.headers(), header::PARKED_BEHIND)
+                .and_then(|id| Uuid::parse_str(id).ok());
+            if let Some(ahead) = self.still_parked(&park_key, behind).await {
                 metrics::counter!("citaflow_processor_parked_total").increment(1);
                 tracing::info!(
                     waiting_for = %ahead,
@@ -132,15 +191,22 @@ impl Handler {
         .await
     }
 
-    /// Whether this doctor still waits for an earlier command (that is not processed yet).
-    async fn still_parked(&self, key: &(String, i32, Uuid)) -> Option<Uuid> {
-        let ahead = *self.parked.lock().expect("parked lock").get(key)?;
-        match decide::is_processed(&self.pool, ahead).await {
-            Ok(true) => {
-                self.parked.lock().expect("parked lock").remove(key);
-                None
+    /// Whether this doctor still waits for an earlier command (that is not processed yet):
+    /// the one this partition parked it behind, or the one the record itself follows.
+    async fn still_parked(&self, key: &(String, i32, Uuid), behind: Option<Uuid>) -> Option<Uuid> {
+        let remembered = self.parked.lock().expect("parked lock").get(key).copied();
+        if let Some(ahead) = remembered {
+            match decide::is_processed(&self.pool, ahead).await {
+                Ok(true) => {
+                    self.parked.lock().expect("parked lock").remove(key);
+                }
+                // Not processed, or the database cannot tell: keep the order.
+                Ok(false) | Err(_) => return Some(ahead),
             }
-            // Not processed, or the database cannot tell: keep the order.
+        }
+        let ahead = behind.filter(|b| Some(*b) != remembered)?;
+        match decide::is_processed(&self.pool, ahead).await {
+            Ok(true) => None,
             Ok(false) | Err(_) => Some(ahead),
         }
     }
@@ -301,6 +367,10 @@ impl Handler {
 }
 
 impl PartitionHandler for Handler {
+    async fn assigned(&self, partition: i32) {
+        self.recover_parking(partition).await;
+    }
+
     async fn handle(&self, message: OwnedMessage, stop: &CancellationToken) -> bool {
         let Some(role) = self.topology.role(message.topic()) else {
             tracing::error!(

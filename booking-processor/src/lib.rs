@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod error;
 pub mod expiry;
 pub mod handler;
+pub mod parking;
 pub mod retry;
 
 use std::{sync::Arc, time::Duration};
@@ -73,6 +74,11 @@ impl Application {
             AvroCodec::new(registry, &settings.topics.events),
             topology.clone(),
             rules,
+            parking::Recovery::new(
+                &settings.kafka,
+                &group,
+                topology.retries.iter().map(|(t, _)| t.clone()).collect(),
+            ),
         );
 
         let readiness = ops::Readiness::postgres_and_kafka(pool, producer);

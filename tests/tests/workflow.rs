@@ -165,6 +165,53 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
     assert_eq!(second["reason_code"], "slot_taken");
 }
 
+/// The order of one doctor's commands holds across a processor restart: the new process
+/// rebuilds the parking from the delay topics before it decides anything of the partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_processor_keeps_a_doctor_behind_its_command_in_a_delay_topic() {
+    let app = TestApp::spawn_with(Services::api_only(), |s| {
+        s.database.statement_timeout_ms = 400;
+        // Longer than the session timeout, after which the group hands the dead process's
+        // partitions to its successor.
+        s.topics.retry_delays_ms = vec![500, 30_000];
+    })
+    .await;
+    let slow = app.directory().await;
+    let start = in_hours(32);
+    let mut processor = ServiceProcess::start("booking-processor", &app.settings);
+
+    let lock = hold_doctor_lock(&app, slow.doctor).await;
+    let first = booking_id(app.book(&slow, start, 30).await).await;
+    // It waits in the second delay topic (30 s) when the processor dies.
+    let retry_topic = app.settings.topics.retry_topics()[1].clone();
+    let retried =
+        tokio::task::spawn_blocking(move || read_all(&retry_topic, 1, Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert_eq!(retried.len(), 1, "the first command reached the second delay topic");
+    processor.kill();
+    drop(lock);
+    let _successor = ServiceProcess::start("booking-processor", &app.settings);
+
+    // A later request of the same doctor for the same slot, decided by the new process: it must
+    // not overtake the first, which is still waiting for its delay.
+    let second = booking_id(app.book(&slow, start, 30).await).await;
+    let first = app.wait_for_decision(&first, Duration::from_secs(70)).await;
+    let second = app
+        .wait_for_decision(&second, Duration::from_secs(70))
+        .await;
+    assert_eq!(first["status"], "confirmed", "{first}");
+    assert_eq!(second["status"], "rejected", "{second}");
+    assert_eq!(second["reason_code"], "slot_taken");
+    let decided = |b: &Value| {
+        chrono::DateTime::parse_from_rfc3339(b["decided_at"].as_str().unwrap()).unwrap()
+    };
+    assert!(
+        decided(&first) < decided(&second),
+        "decided in order: {first} {second}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_ridden_out_through_the_retry_topics() {
     let app = TestApp::spawn_with(

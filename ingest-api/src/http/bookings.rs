@@ -66,11 +66,21 @@ pub struct NewBooking {
     /// and fractions zero), in the future and within the booking horizon
     /// (`api.booking_horizon_days`, 365 by default).
     pub start: DateTime<Utc>,
-    /// Between the configured bounds (`minimum`/`maximum` here).
-    #[serde(deserialize_with = "whole_number")]
-    pub duration_minutes: i64,
+    /// Between the configured bounds (`minimum`/`maximum` here). With a `service_id` the
+    /// duration is the service's: only staff (admin, secretary) may give another one (a
+    /// patient who gives one gets 422). Without a service it is required.
+    #[serde(
+        default,
+        deserialize_with = "optional_whole_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration_minutes: Option<i64>,
     #[schema(schema_with = crate::domain::schema::booking_reason)]
     pub reason: Option<String>,
+    /// The kind of visit (`GET /services`): it sets the duration and the buffers the visit
+    /// keeps the doctor busy for. Unknown or inactive: 422.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<Uuid>,
 }
 
 /// An integer as JSON Schema reads one: JSON has a single number type, so `30.0` is 30.
@@ -104,6 +114,60 @@ pub struct BookingRequest {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub reason: Option<String>,
+    pub service_id: Option<Uuid>,
+}
+
+/// What the directory says about the service a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceTerms {
+    /// The request names no service.
+    None,
+    /// No such service.
+    Unknown,
+    /// The service exists but is no longer offered.
+    Inactive,
+    /// An active service, with the duration of its visits.
+    Active { id: Uuid, duration_minutes: i64 },
+}
+
+impl ServiceTerms {
+    /// Looks up the service `id` names, if any.
+    pub async fn of(pool: &sqlx::PgPool, id: Option<Uuid>) -> Result<Self, ApiError> {
+        let Some(id) = id else {
+            return Ok(ServiceTerms::None);
+        };
+        let row: Option<(i32, bool)> =
+            sqlx::query_as("SELECT duration_minutes, active FROM services WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+        Ok(match row {
+            None => ServiceTerms::Unknown,
+            Some((_, false)) => ServiceTerms::Inactive,
+            Some((minutes, true)) => ServiceTerms::Active {
+                id,
+                duration_minutes: i64::from(minutes),
+            },
+        })
+    }
+}
+
+/// Who asks, as far as the duration rules care: staff (admins, secretaries) may set the
+/// duration of a visit of a service; patients may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Staff,
+    Patient,
+}
+
+impl Caller {
+    pub fn of(user: &AuthUser) -> Self {
+        if user.is_staff() {
+            Caller::Staff
+        } else {
+            Caller::Patient
+        }
+    }
 }
 
 /// Longest booking reason, in characters once trimmed.
@@ -133,13 +197,49 @@ impl BookingRequest {
     /// minute (so a slot is exactly its duration: a leap second `:60` or `:59.5` is refused,
     /// never rounded) and within the horizon (so no start in the year 9999 reaches the
     /// processor or the events, whose readers cannot decode such dates).
+    ///
+    /// The duration is the service's when the request names one (staff may give another;
+    /// a patient who gives one is refused), else the request's, which is then required.
     pub fn parse(
         body: NewBooking,
         now: DateTime<Utc>,
         rules: SlotRules,
+        service: ServiceTerms,
+        caller: Caller,
     ) -> Result<Self, Vec<FieldError>> {
         let (min_minutes, max_minutes) = (rules.min_minutes, rules.max_minutes);
         let mut errors = Vec::new();
+        match service {
+            ServiceTerms::Unknown => errors.push(FieldError::new("service_id", "no such service")),
+            ServiceTerms::Inactive => {
+                errors.push(FieldError::new("service_id", "the service is not active"));
+            }
+            ServiceTerms::None | ServiceTerms::Active { .. } => {}
+        }
+        let duration_minutes = match (service, body.duration_minutes) {
+            (ServiceTerms::Active { .. }, Some(_)) if caller == Caller::Patient => {
+                errors.push(FieldError::new(
+                    "duration_minutes",
+                    "must not be given with a service_id: the service sets the duration",
+                ));
+                None
+            }
+            (_, Some(minutes)) => Some(minutes),
+            (
+                ServiceTerms::Active {
+                    duration_minutes, ..
+                },
+                None,
+            ) => Some(duration_minutes),
+            (ServiceTerms::None, None) => {
+                errors.push(FieldError::new(
+                    "duration_minutes",
+                    "is required without a service_id",
+                ));
+                None
+            }
+            (ServiceTerms::Unknown | ServiceTerms::Inactive, None) => None,
+        };
         if body.start <= now {
             errors.push(FieldError::new("start", "must be in the future"));
         } else if body.start > now + Duration::days(i64::from(rules.horizon_days)) {
@@ -157,7 +257,7 @@ impl BookingRequest {
                 "must be on a whole minute (seconds and fractions of a second must be 0)",
             ));
         }
-        if body.duration_minutes < min_minutes || body.duration_minutes > max_minutes {
+        if duration_minutes.is_some_and(|m| m < min_minutes || m > max_minutes) {
             errors.push(FieldError::new(
                 "duration_minutes",
                 format!("must be between {min_minutes} and {max_minutes}"),
@@ -176,16 +276,20 @@ impl BookingRequest {
                 format!("must be at most {MAX_REASON_CHARS} characters"),
             ));
         }
-        if !errors.is_empty() {
+        let Some(duration_minutes) = duration_minutes.filter(|_| errors.is_empty()) else {
             return Err(errors);
-        }
+        };
         Ok(Self {
             patient_id: body.patient_id,
             doctor_id: body.doctor_id,
             center_id: body.center_id,
             starts_at: body.start,
-            ends_at: body.start + Duration::minutes(body.duration_minutes),
+            ends_at: body.start + Duration::minutes(duration_minutes),
             reason,
+            service_id: match service {
+                ServiceTerms::Active { id, .. } => Some(id),
+                _ => None,
+            },
         })
     }
 }
@@ -291,11 +395,15 @@ fn decided_response(
 /// Patients book for themselves; secretaries and admins for anyone.
 ///
 /// Beyond the schema: `start` must be in the future, within the booking horizon and on a
-/// whole minute (else 422); the patient may hold only so many future bookings (else 409
-/// `too_many_bookings`, with `details.limit`); a user (admins excepted) may send only so many
-/// booking commands a second (else 429 with `Retry-After`). Whether the slot is free and
-/// the doctor, patient and center exist and are active is decided after acceptance: the
-/// booking is then `rejected` with a `reason_code`.
+/// whole minute (else 422); a `service_id` must name an active service, and then sets the
+/// duration (a patient who also gives `duration_minutes` gets 422; staff may), while without
+/// one `duration_minutes` is required (else 422); the patient may hold only so many future
+/// bookings (else 409 `too_many_bookings`, with `details.limit`); a user (admins excepted) may
+/// send only so many booking commands a second (else 429 with `Retry-After`). Whether the slot
+/// is free, within the doctor's working hours at that center and not during their time off,
+/// whether the doctor offers the service, and whether the doctor, patient and center exist
+/// and are active is decided after acceptance: the booking is then `rejected` with a
+/// `reason_code`.
 ///
 /// With an `Idempotency-Key`, a retry of the same request answers the first one's outcome
 /// with the same booking id: 201 or 409 as first answered; a first 202 as the booking is now
@@ -311,7 +419,7 @@ fn decided_response(
         (status = 201, description = "Confirmed (Prefer: wait)", body = Booking),
         (status = 403, description = "Doctors cannot book; patients book only for themselves", body = ErrorBody),
         (status = 409, description = "Rejected (Prefer: wait, `booking_rejected`), `too_many_bookings`: the patient already holds the most future bookings allowed (`details.limit`), or `idempotency_key_in_use`: a request with this Idempotency-Key is still in flight", body = ErrorBody),
-        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute; or `idempotency_key_reused`: the Idempotency-Key was used for a different request", body = ErrorBody),
+        (status = 422, description = "Invalid fields, e.g. a start that is not in the future, beyond the booking horizon or not on a whole minute, an unknown or inactive `service_id`, `duration_minutes` missing without a service or given by a patient with one; or `idempotency_key_reused`: the Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn create_booking(
@@ -331,9 +439,15 @@ async fn create_booking(
         return replay_new(&state, prior).await;
     }
     limit_rate(&state, &user)?;
-    let request =
-        BookingRequest::parse(body, Utc::now(), SlotRules::from_settings(&state.settings))
-            .map_err(ApiError::Validation)?;
+    let service = ServiceTerms::of(&state.pool, body.service_id).await?;
+    let request = BookingRequest::parse(
+        body,
+        Utc::now(),
+        SlotRules::from_settings(&state.settings),
+        service,
+        Caller::of(&user),
+    )
+    .map_err(ApiError::Validation)?;
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
 
     let booking_id = Uuid::new_v4();
@@ -399,7 +513,7 @@ async fn accept_new(
         previous_booking_id,
         requested_by: Some(user.user_id),
         requested_at,
-        service_id: None,
+        service_id: request.service_id,
     };
     super::timed("pending_insert", insert_within_cap(state, &pending, key)).await?;
 
@@ -416,7 +530,7 @@ async fn accept_new(
         previous_booking_id: previous_booking_id.map(|id| id.to_string()),
         requested_by: Some(user.user_id.to_string()),
         requested_at: requested_at.timestamp_millis(),
-        service_id: None,
+        service_id: request.service_id.map(|id| id.to_string()),
     };
     if let Err(err) = super::timed("publish", publish(state, &command)).await {
         close_unpublished(state, booking_id).await;
@@ -619,11 +733,13 @@ pub struct Booking {
     pub requested_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// The kind of visit, when the request named one.
+    pub service_id: Option<Uuid>,
 }
 
 pub const BOOKING_COLUMNS: &str = "id, status, doctor_id, patient_id, center_id, starts_at,
     ends_at, reason, reason_code, reason_message, previous_booking_id, requested_at, decided_at,
-    cancelled_at";
+    cancelled_at, service_id";
 
 async fn load(state: &AppState, id: Uuid) -> Result<Option<Booking>, ApiError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -904,7 +1020,7 @@ async fn cancel_booking(
             previous_booking_id: None,
             requested_by: Some(user.user_id.to_string()),
             requested_at: Utc::now().timestamp_millis(),
-            service_id: None,
+            service_id: booking.service_id.map(|id| id.to_string()),
         };
         if let Some(key) = &key {
             idempotency::claim_alone(&state, key, id, take_over).await?;
@@ -950,7 +1066,9 @@ async fn cancel_booking(
 #[serde(deny_unknown_fields)]
 pub struct Reschedule {
     pub start: DateTime<Utc>,
-    /// Between the configured bounds (`minimum`/`maximum` here); default: the old duration.
+    /// Between the configured bounds (`minimum`/`maximum` here); default: the old booking's
+    /// duration. The new booking keeps the old one's service; when it has one, only staff
+    /// may give a duration (as for a new booking).
     #[serde(default, deserialize_with = "optional_whole_number")]
     pub duration_minutes: Option<i64>,
     pub doctor_id: Option<Uuid>,
@@ -1001,9 +1119,23 @@ async fn reschedule_booking(
     if !matches!(old.status.as_str(), "pending" | "confirmed") {
         return Err(not_active(&old, "rescheduled"));
     }
-    let duration = body
-        .duration_minutes
-        .unwrap_or((old.ends_at - old.starts_at).num_minutes());
+    // The service moves with the booking, and so does the length agreed for it (a duration
+    // staff set stays); whether the service is still offered is the processor's to decide
+    // (`service_inactive`, `service_not_offered`), and the old booking then stays.
+    let old_minutes = (old.ends_at - old.starts_at).num_minutes();
+    let (service, duration) = match old.service_id {
+        Some(id) => (
+            ServiceTerms::Active {
+                id,
+                duration_minutes: old_minutes,
+            },
+            body.duration_minutes,
+        ),
+        None => (
+            ServiceTerms::None,
+            Some(body.duration_minutes.unwrap_or(old_minutes)),
+        ),
+    };
     let request = BookingRequest::parse(
         NewBooking {
             patient_id: old.patient_id,
@@ -1012,9 +1144,12 @@ async fn reschedule_booking(
             start: body.start,
             duration_minutes: duration,
             reason: body.reason.or(old.reason.clone()),
+            service_id: old.service_id,
         },
         Utc::now(),
         SlotRules::from_settings(&state.settings),
+        service,
+        Caller::of(&user),
     )
     .map_err(ApiError::Validation)?;
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
@@ -1071,11 +1206,8 @@ mod tests {
     #[test]
     fn starts_beyond_the_horizon_or_off_the_minute_are_refused() {
         let now = Utc::now();
-        let field_errors = |start: DateTime<Utc>| {
-            BookingRequest::parse(body(start, 30), now, RULES)
-                .err()
-                .unwrap_or_default()
-        };
+        let field_errors =
+            |start: DateTime<Utc>| parse(body(start, 30), now).err().unwrap_or_default();
         assert!(field_errors(at(now, 24 * 364)).is_empty());
         let far = field_errors(at(now, 24 * 366));
         assert_eq!(far.len(), 1);
@@ -1101,8 +1233,74 @@ mod tests {
             doctor_id: Uuid::new_v4(),
             center_id: Uuid::new_v4(),
             start,
-            duration_minutes: minutes,
+            duration_minutes: Some(minutes),
             reason: Some("  checkup ".into()),
+            service_id: None,
+        }
+    }
+
+    /// A request without a service, as staff send it.
+    fn parse(body: NewBooking, now: DateTime<Utc>) -> Result<BookingRequest, Vec<FieldError>> {
+        BookingRequest::parse(body, now, RULES, ServiceTerms::None, Caller::Staff)
+    }
+
+    fn fields(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_service_sets_the_duration_and_only_staff_may_change_it() {
+        let now = Utc::now();
+        let start = at(now, 2);
+        let id = Uuid::new_v4();
+        let cleaning = ServiceTerms::Active {
+            id,
+            duration_minutes: 45,
+        };
+        let mut named = body(start, 30);
+        named.service_id = Some(id);
+        named.duration_minutes = None;
+        for caller in [Caller::Staff, Caller::Patient] {
+            let r =
+                BookingRequest::parse(named_copy(&named), now, RULES, cleaning, caller).unwrap();
+            assert_eq!(r.ends_at - r.starts_at, Duration::minutes(45));
+            assert_eq!(r.service_id, Some(id));
+        }
+        named.duration_minutes = Some(60);
+        let staff =
+            BookingRequest::parse(named_copy(&named), now, RULES, cleaning, Caller::Staff).unwrap();
+        assert_eq!(staff.ends_at - staff.starts_at, Duration::minutes(60));
+        let patient =
+            BookingRequest::parse(named_copy(&named), now, RULES, cleaning, Caller::Patient)
+                .unwrap_err();
+        assert_eq!(fields(&patient), ["duration_minutes"]);
+        // Staff still meet the bounds.
+        named.duration_minutes = Some(481);
+        let long = BookingRequest::parse(named_copy(&named), now, RULES, cleaning, Caller::Staff)
+            .unwrap_err();
+        assert_eq!(fields(&long), ["duration_minutes"]);
+    }
+
+    fn named_copy(b: &NewBooking) -> NewBooking {
+        NewBooking {
+            reason: b.reason.clone(),
+            ..*b
+        }
+    }
+
+    #[test]
+    fn without_a_usable_service_the_request_says_why() {
+        let now = Utc::now();
+        let mut b = body(at(now, 2), 30);
+        b.duration_minutes = None;
+        let missing = parse(named_copy(&b), now).unwrap_err();
+        assert_eq!(fields(&missing), ["duration_minutes"]);
+        assert!(missing[0].message.contains("required"), "{missing:?}");
+        b.service_id = Some(Uuid::new_v4());
+        for terms in [ServiceTerms::Unknown, ServiceTerms::Inactive] {
+            let errors = BookingRequest::parse(named_copy(&b), now, RULES, terms, Caller::Patient)
+                .unwrap_err();
+            assert_eq!(fields(&errors), ["service_id"], "{terms:?}");
         }
     }
 
@@ -1110,7 +1308,7 @@ mod tests {
     fn a_valid_request_gets_its_end_time() {
         let now = Utc::now();
         let start = at(now, 2);
-        let r = BookingRequest::parse(body(start, 30), now, RULES).unwrap();
+        let r = parse(body(start, 30), now).unwrap();
         assert_eq!(r.ends_at - r.starts_at, Duration::minutes(30));
         assert_eq!(r.reason.as_deref(), Some("checkup"));
     }
@@ -1118,9 +1316,8 @@ mod tests {
     #[test]
     fn past_start_and_bad_duration_are_both_reported() {
         let now = Utc::now();
-        let errors = BookingRequest::parse(body(at(now, -1), 0), now, RULES).unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["start", "duration_minutes"]);
+        let errors = parse(body(at(now, -1), 0), now).unwrap_err();
+        assert_eq!(fields(&errors), ["start", "duration_minutes"]);
     }
 
     #[test]
@@ -1140,7 +1337,7 @@ mod tests {
         let now = Utc::now();
         let mut b = body(at(now, 1), 30);
         b.reason = Some("x".repeat(501));
-        let errors = BookingRequest::parse(b, now, RULES).unwrap_err();
+        let errors = parse(b, now).unwrap_err();
         assert_eq!(errors[0].field, "reason");
     }
 }

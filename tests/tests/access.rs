@@ -112,6 +112,19 @@ async fn every_role_gets_exactly_what_it_may() {
     };
     let own = &w.own_booking;
     let other = &w.other_booking;
+    let service = app
+        .post(
+            "/services",
+            &json!({"name": format!("Revisión {}", u()), "duration_minutes": 30,
+                    "doctor_ids": [w.doctor_id]}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // (method, path, body, [admin, secretary, doctor, patient, anonymous])
     type Case = (Method, String, Option<Value>, [u16; 5]);
@@ -195,6 +208,12 @@ async fn every_role_gets_exactly_what_it_may() {
             "/bookings".into(),
             Some(booking(w.other_patient_id, 60)),
             [202, 202, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/availability?service_id={service}&doctor_id={}", w.doctor_id),
+            None,
+            [200, 200, 200, 200, 401],
         ),
         (
             Method::GET,

@@ -13,6 +13,32 @@ pub fn collect(errors: Vec<FieldError>) -> Result<(), ApiError> {
     }
 }
 
+/// An integer as JSON Schema reads one (`#[serde(deserialize_with = ..)]`): JSON has a single
+/// number type, so `30.0` is 30.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {number}")))
+}
+
+/// [`whole_number`] for optional fields (`#[serde(default, deserialize_with = ..)]`).
+pub fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(n)| n))
+}
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 pub fn like_escape(value: &str) -> String {
     value

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const PASSWORD: &str = "a-long-enough-password";
+const WEEKDAYS: [&str; 5] = ["monday", "tuesday", "wednesday", "thursday", "friday"];
 
 /// One user of each role, logged in, plus a second patient and bookings to poke at.
 struct World {
@@ -247,6 +248,67 @@ async fn every_role_gets_exactly_what_it_may() {
         ),
         (
             Method::POST,
+            "/services".into(),
+            Some(json!({"name": format!("s{}", u()), "duration_minutes": 30})),
+            [201, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/services".into(),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::PUT,
+            format!("/services/{}/doctors", Uuid::new_v4()),
+            Some(json!({"doctor_ids": []})),
+            [404, 403, 403, 403, 401],
+        ),
+        (
+            Method::POST,
+            "/working-hours".into(),
+            Some(json!({"doctor_id": w.doctor_id, "center_id": w.center_id,
+                        "weekday": "monday", "start": "09:00", "end": "10:00"})),
+            [201, 201, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/working-hours".into(),
+            None,
+            [200, 200, 200, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/working-hours?doctor_id={}", Uuid::new_v4()),
+            None,
+            [200, 200, 403, 403, 401],
+        ),
+        (
+            Method::DELETE,
+            format!("/working-hours/{}", Uuid::new_v4()),
+            None,
+            [404, 404, 403, 403, 401],
+        ),
+        (
+            Method::POST,
+            "/agenda-exceptions".into(),
+            Some(json!({"doctor_id": w.doctor_id, "kind": "time_off", "date": "2030-01-07"})),
+            [201, 201, 403, 403, 401],
+        ),
+        (
+            Method::GET,
+            "/agenda-exceptions".into(),
+            None,
+            [200, 200, 200, 403, 401],
+        ),
+        (
+            Method::GET,
+            format!("/agenda-exceptions?doctor_id={}", Uuid::new_v4()),
+            None,
+            [200, 200, 403, 403, 401],
+        ),
+        (
+            Method::POST,
             format!("/bookings/{other}/cancel"),
             Some(json!({})),
             [0, 0, 403, 404, 401],
@@ -279,6 +341,10 @@ async fn every_role_gets_exactly_what_it_may() {
                 }
                 if let Some(name) = b.get("name").and_then(Value::as_str) {
                     b["name"] = json!(format!("{name}{i}"));
+                }
+                // A weekday per caller, so one caller's hours never overlap another's.
+                if b.get("weekday").is_some() {
+                    b["weekday"] = json!(WEEKDAYS[i]);
                 }
                 b
             });

@@ -37,11 +37,14 @@ pub struct NewService {
     #[schema(schema_with = domain::schema::name_field)]
     pub name: String,
     /// Length of the visit (within the configured booking duration bounds).
+    #[serde(deserialize_with = "domain::whole_number")]
     pub duration_minutes: i64,
     /// Time the doctor is kept busy before the visit (preparation); default 0.
+    #[serde(default, deserialize_with = "domain::optional_whole_number")]
     #[schema(minimum = 0, maximum = 240)]
     pub buffer_before_minutes: Option<i64>,
     /// Time the doctor is kept busy after the visit (cleaning, notes); default 0.
+    #[serde(default, deserialize_with = "domain::optional_whole_number")]
     #[schema(minimum = 0, maximum = 240)]
     pub buffer_after_minutes: Option<i64>,
     /// Default true; inactive services cannot be booked.
@@ -339,9 +342,12 @@ pub struct ServiceUpdate {
     #[schema(schema_with = domain::schema::name_change)]
     pub name: Option<String>,
     /// Within the configured booking duration bounds.
+    #[serde(default, deserialize_with = "domain::optional_whole_number")]
     pub duration_minutes: Option<i64>,
+    #[serde(default, deserialize_with = "domain::optional_whole_number")]
     #[schema(minimum = 0, maximum = 240)]
     pub buffer_before_minutes: Option<i64>,
+    #[serde(default, deserialize_with = "domain::optional_whole_number")]
     #[schema(minimum = 0, maximum = 240)]
     pub buffer_after_minutes: Option<i64>,
     pub active: Option<bool>,

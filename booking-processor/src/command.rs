@@ -2,7 +2,7 @@
 //! failure (dead letter), never a panic.
 
 use chrono::{DateTime, Utc};
-use citaflow_booking_store::NewAppointment;
+use citaflow_booking_store::{Attendance, NewAppointment};
 use citaflow_schemas::{BookingCommand, BookingCommandKind};
 use uuid::Uuid;
 
@@ -63,6 +63,14 @@ pub struct Cancel {
     pub doctor_id: Uuid,
 }
 
+/// Record whether the patient came to `booking_id`.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub booking_id: Uuid,
+    pub doctor_id: Uuid,
+    pub attendance: Attendance,
+}
+
 #[derive(Debug, Clone)]
 pub enum Action {
     Create(Create),
@@ -73,6 +81,8 @@ pub enum Action {
     Expire(Cancel),
     /// Confirm the new booking, then cancel the previous one, in one decision.
     Reschedule(Create),
+    /// Record the attendance of a confirmed booking that has started.
+    MarkAttendance(Mark),
 }
 
 /// A parsed command with its envelope.
@@ -89,6 +99,7 @@ impl Command {
         match &self.action {
             Action::Create(c) | Action::Reschedule(c) => c.booking_id,
             Action::Cancel(c) | Action::Expire(c) => c.booking_id,
+            Action::MarkAttendance(m) => m.booking_id,
         }
     }
 
@@ -97,6 +108,7 @@ impl Command {
         match &self.action {
             Action::Create(c) | Action::Reschedule(c) => c.doctor_id,
             Action::Cancel(c) | Action::Expire(c) => c.doctor_id,
+            Action::MarkAttendance(m) => m.doctor_id,
         }
     }
 
@@ -106,6 +118,7 @@ impl Command {
             Action::Cancel(_) => "cancel",
             Action::Reschedule(_) => "reschedule",
             Action::Expire(_) => "expire",
+            Action::MarkAttendance(_) => "attendance",
         }
     }
 }
@@ -178,6 +191,17 @@ impl TryFrom<&BookingCommand> for Command {
                 )?;
                 Action::Reschedule(create(Some(previous))?)
             }
+            BookingCommandKind::MarkAttended | BookingCommandKind::MarkNoShow => {
+                Action::MarkAttendance(Mark {
+                    booking_id,
+                    doctor_id,
+                    attendance: if record.kind == BookingCommandKind::MarkAttended {
+                        Attendance::Attended
+                    } else {
+                        Attendance::NoShow
+                    },
+                })
+            }
         };
         Ok(Command {
             command_id,
@@ -239,6 +263,28 @@ mod tests {
             Command::try_from(&r).is_err(),
             "a reschedule needs previous_booking_id"
         );
+    }
+
+    #[test]
+    fn an_attendance_mark_needs_only_the_booking_and_its_doctor() {
+        for (kind, attendance) in [
+            (BookingCommandKind::MarkAttended, Attendance::Attended),
+            (BookingCommandKind::MarkNoShow, Attendance::NoShow),
+        ] {
+            let mut r = record();
+            r.kind = kind;
+            r.starts_at = None;
+            r.ends_at = None;
+            r.patient_id = None;
+            r.center_id = None;
+            let c = Command::try_from(&r).unwrap();
+            assert_eq!(c.kind(), "attendance");
+            let Action::MarkAttendance(mark) = c.action else {
+                panic!("not a mark")
+            };
+            assert_eq!(mark.attendance, attendance);
+            assert_eq!(mark.booking_id.to_string(), r.booking_id);
+        }
     }
 
     #[test]

@@ -10,17 +10,19 @@
 //!   word (SQLSTATE 23P01 becomes a `slot_taken` rejection).
 //! - Event ids are derived from the command id, so an event decided twice (a crash before the
 //!   commit) keeps its id and consumers de-duplicate it.
+//! - Every recorded event names its actor (the user who sent the command and their role), in
+//!   the deciding transaction: the booking's history (`GET /bookings/{id}/history`) reads it.
 
 use chrono::{DateTime, Utc};
 use citaflow_agenda as agenda;
-use citaflow_booking_store::{self as store, Existing, Outcome};
+use citaflow_booking_store::{self as store, Attendance, Existing, Outcome};
 use citaflow_platform::settings::ProcessorSettings;
 use citaflow_schemas::{BookingEvent, BookingEventKind, BookingStatus};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::{
-    command::{Action, Cancel, Command, Create},
+    command::{Action, Cancel, Command, Create, Mark},
     error::ProcessError,
 };
 
@@ -83,6 +85,7 @@ pub async fn decide(
         Action::Reschedule(create) => {
             decide_reschedule(&mut tx, rules, command, create, now).await?
         }
+        Action::MarkAttendance(mark) => decide_attendance(&mut tx, mark, now).await?,
     };
 
     let events = record(&mut tx, command, drafts, now).await?;
@@ -90,7 +93,9 @@ pub async fn decide(
     Ok(events)
 }
 
-/// Records the events of a decision and marks its command processed (same transaction).
+/// Records the events of a decision, each with its actor (the command's sender and their
+/// role, looked up in the same statement), and marks its command processed (same
+/// transaction).
 async fn record(
     conn: &mut PgConnection,
     command: &Command,
@@ -101,16 +106,19 @@ async fn record(
     for draft in drafts {
         let event = draft.into_event(command.command_id, now);
         sqlx::query(
-            "INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload,
+                                         occurred_at, actor_id, actor_role)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT role FROM users WHERE id = $7))
              ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(Uuid::parse_str(&event.event_id).expect("generated"))
         .bind(command.command_id)
         .bind(Uuid::parse_str(&event.booking_id).expect("generated"))
-        .bind(format!("{:?}", event.kind).to_uppercase())
+        // The Avro symbol (`NO_SHOW`), as consumers of the topic read it.
+        .bind(symbol(event.kind))
         .bind(sqlx::types::Json(&event))
         .bind(now)
+        .bind(command.requested_by)
         .execute(&mut *conn)
         .await?;
         events.push(event);
@@ -133,6 +141,14 @@ async fn record(
     .execute(&mut *conn)
     .await?;
     Ok(events)
+}
+
+/// The Avro symbol of an event kind (`NO_SHOW`), as consumers of the topic read it.
+fn symbol(kind: BookingEventKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(symbol)) => symbol,
+        other => unreachable!("an enum variant serializes as its symbol, got {other:?}"),
+    }
 }
 
 /// Whether `command_id` has been decided.
@@ -179,7 +195,7 @@ pub async fn close_dead_letter(
         }
         // A dead-lettered expire still closes a booking nobody else will decide.
         Action::Expire(expire) => decide_expire(&mut tx, expire, now).await?,
-        Action::Cancel(_) => vec![],
+        Action::Cancel(_) | Action::MarkAttendance(_) => vec![],
     };
     let events = record(&mut tx, command, drafts, now).await?;
     tx.commit().await?;
@@ -650,6 +666,42 @@ async fn decide_expire(
     draft.kind = BookingEventKind::Rejected;
     draft.status = BookingStatus::Rejected;
     Ok(vec![draft])
+}
+
+/// Records whether the patient came: only on a confirmed booking whose start has passed when
+/// the command is decided (the API checks the same first; a cancel decided in between wins),
+/// and only if it changes something (marking the same outcome twice announces nothing).
+async fn decide_attendance(
+    conn: &mut PgConnection,
+    mark: &Mark,
+    now: DateTime<Utc>,
+) -> Result<Vec<Draft>, ProcessError> {
+    let Some(existing) = store::lock_existing(conn, mark.booking_id).await? else {
+        return Ok(vec![]);
+    };
+    if existing.status != "confirmed"
+        || existing.starts_at > now
+        || existing.attendance == Some(mark.attendance)
+        || !store::mark_attendance(conn, mark.booking_id, mark.attendance, now).await?
+    {
+        return Ok(vec![]);
+    }
+    Ok(vec![Draft {
+        kind: match mark.attendance {
+            Attendance::Attended => BookingEventKind::Attended,
+            Attendance::NoShow => BookingEventKind::NoShow,
+        },
+        status: BookingStatus::Confirmed,
+        booking_id: mark.booking_id,
+        doctor_id: existing.doctor_id,
+        patient_id: existing.patient_id,
+        center_id: existing.center_id,
+        starts_at: existing.starts_at,
+        ends_at: existing.ends_at,
+        rejection: None,
+        previous_booking_id: None,
+        service_id: existing.service_id,
+    }])
 }
 
 /// Confirms the new slot and cancels the old booking in one decision; if the new slot cannot

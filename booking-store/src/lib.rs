@@ -8,6 +8,8 @@
 //!                              │ close_not_accepted     ▲          │
 //!                              └──────► rejected        │ (retries_exhausted may be
 //!                                      (not_accepted)   └  re-decided by a late command)
+//!
+//!  confirmed, once started ── mark_attendance ──► confirmed + attendance (attended | no_show)
 //! ```
 //!
 //! - `pending` is written by the API before it publishes the command, so a GET right after the
@@ -17,6 +19,10 @@
 //!   `pending` (or closed `retries_exhausted`), so a decision never overwrites another.
 //! - A confirmed row is guarded by the `appointments_no_overlap` exclusion constraint: a
 //!   violation (SQLSTATE 23P01, [`is_overlap`]) means the slot is taken.
+//! - Attendance is a column beside the status, not a status: an attended (or missed) visit
+//!   still occupies its time, so the constraint and the agenda see it as before. It is written
+//!   only on a confirmed row whose start has passed ([`mark_attendance`]); once written the
+//!   booking is no longer active ([`Existing::is_active`]): it cannot be cancelled or moved.
 //! - Every decision sends [`notify_decided`] in its transaction; API requests waiting for the
 //!   outcome (`Prefer: wait`) listen on [`DECIDED_CHANNEL`]. The notice is delivered on commit.
 
@@ -214,12 +220,41 @@ pub struct Existing {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub service_id: Option<Uuid>,
+    /// Whether the patient came, once staff recorded it.
+    pub attendance: Option<Attendance>,
 }
 
 impl Existing {
-    /// Whether the booking still holds (or may still hold) its slot.
+    /// Whether the booking still holds (or may still hold) its slot and may still be cancelled
+    /// or moved: pending, or confirmed with no attendance recorded yet.
     pub fn is_active(&self) -> bool {
-        matches!(self.status.as_str(), "pending" | "confirmed")
+        matches!(self.status.as_str(), "pending" | "confirmed") && self.attendance.is_none()
+    }
+}
+
+/// Whether the patient came to a visit, as staff record it after its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attendance {
+    Attended,
+    NoShow,
+}
+
+impl Attendance {
+    /// The value of the `attendance` column (and of the API's `outcome`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attendance::Attended => "attended",
+            Attendance::NoShow => "no_show",
+        }
+    }
+
+    /// Reads the `attendance` column.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "attended" => Some(Attendance::Attended),
+            "no_show" => Some(Attendance::NoShow),
+            _ => None,
+        }
     }
 }
 
@@ -229,7 +264,8 @@ pub async fn lock_existing(
     booking_id: Uuid,
 ) -> Result<Option<Existing>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at, service_id
+        "SELECT status, doctor_id, patient_id, center_id, starts_at, ends_at, service_id,
+                attendance
            FROM appointments WHERE id = $1 FOR UPDATE",
     )
     .bind(booking_id)
@@ -244,9 +280,37 @@ pub async fn lock_existing(
             starts_at: r.try_get("starts_at")?,
             ends_at: r.try_get("ends_at")?,
             service_id: r.try_get("service_id")?,
+            attendance: r
+                .try_get::<Option<String>, _>("attendance")?
+                .as_deref()
+                .and_then(Attendance::parse),
         })
     })
     .transpose()
+}
+
+/// Records whether the patient came, on a confirmed booking whose start is before `now`
+/// (a correction overwrites an earlier mark). Returns whether the row was changed; the
+/// processor has read the row under lock first ([`lock_existing`]), so `false` only means the
+/// rule did not hold.
+pub async fn mark_attendance(
+    conn: &mut PgConnection,
+    booking_id: Uuid,
+    attendance: Attendance,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE appointments
+            SET attendance = $2, attendance_marked_at = $3, updated_at = now()
+          WHERE id = $1 AND status = 'confirmed' AND starts_at <= $3
+            AND attendance IS DISTINCT FROM $2",
+    )
+    .bind(booking_id)
+    .bind(attendance.as_str())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Marks a booking `cancelled` with the reason (`cancelled_by_request`, `rescheduled`).

@@ -356,6 +356,10 @@ impl Worker {
         {
             return Ok(Prepared::Done(Closing::Skipped("superseded_by_reschedule")));
         }
+        // Attendance is the clinic's record: nothing to tell the patient.
+        if !templates::tells_the_patient(event.kind) {
+            return Ok(Prepared::Done(Closing::Skipped("not_notified")));
+        }
         let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await?
         else {
             return Ok(Prepared::Done(Closing::Skipped("patient_unknown")));
@@ -385,7 +389,9 @@ impl Worker {
                 }
             }
         };
-        let message = templates::render(event, &recipient.context, Utc::now());
+        let Some(message) = templates::render(event, &recipient.context, Utc::now()) else {
+            return Ok(Prepared::Done(Closing::Skipped("not_notified")));
+        };
         Ok(Prepared::Send { message, address })
     }
 }

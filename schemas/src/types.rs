@@ -12,6 +12,10 @@ pub enum BookingCommandKind {
     Reschedule,
     /// Close the booking if it is still pending (its request never reached the processor).
     Expire,
+    /// Record that the patient came to a confirmed appointment that has started.
+    MarkAttended,
+    /// Record that the patient did not come to a confirmed appointment that has started.
+    MarkNoShow,
 }
 
 /// A command on `booking.requests` (schema `com.citaflow.booking.v1.BookingCommand`).
@@ -42,6 +46,11 @@ pub enum BookingEventKind {
     Rejected,
     Cancelled,
     Rescheduled,
+    /// The patient came (recorded by staff once the visit started; the status stays
+    /// `CONFIRMED`). A later `NoShow` for the same booking corrects it, and the other way round.
+    Attended,
+    /// The patient did not come (recorded by staff once the visit started).
+    NoShow,
 }
 
 /// Status of a booking after an event.
@@ -194,6 +203,8 @@ mod tests {
             BookingEventKind::Rejected,
             BookingEventKind::Cancelled,
             BookingEventKind::Rescheduled,
+            BookingEventKind::Attended,
+            BookingEventKind::NoShow,
         ] {
             let mut e = event();
             e.kind = kind;
@@ -214,6 +225,8 @@ mod tests {
             BookingCommandKind::Cancel,
             BookingCommandKind::Reschedule,
             BookingCommandKind::Expire,
+            BookingCommandKind::MarkAttended,
+            BookingCommandKind::MarkNoShow,
         ] {
             let mut c = command();
             c.kind = kind;
@@ -221,7 +234,8 @@ mod tests {
         }
     }
 
-    const HISTORY: [(&str, &str, &str); 2] = [
+    /// Every earlier version of each schema, oldest first: (name, text, the current schema).
+    const HISTORY: [(&str, &str, &str); 4] = [
         (
             "booking_command.v1",
             include_str!("../avro/history/booking_command.v1.avsc"),
@@ -232,11 +246,35 @@ mod tests {
             include_str!("../avro/history/booking_event.v1.avsc"),
             crate::BOOKING_EVENT_AVSC,
         ),
+        (
+            "booking_command.v2",
+            include_str!("../avro/history/booking_command.v2.avsc"),
+            crate::BOOKING_COMMAND_AVSC,
+        ),
+        (
+            "booking_event.v2",
+            include_str!("../avro/history/booking_event.v2.avsc"),
+            crate::BOOKING_EVENT_AVSC,
+        ),
     ];
 
-    /// The registry enforces BACKWARD (the current schema reads what the previous one wrote);
-    /// consumers still on a previous version must also read what we write now. Checked here
-    /// first, so a change that breaks either fails before it reaches a registry.
+    /// Symbols the current enums gained after `version` (v3: the attendance kinds). A reader
+    /// still on an earlier version cannot read a record that uses one (Avro resolves an
+    /// unknown symbol only to a reader's enum default, and those enums have none): it reads
+    /// every other record, and a consumer that reads with the writer's schema from the
+    /// registry (a stock Confluent deserializer) reads them all.
+    fn symbols_added_after(version: &str) -> &'static [&'static str] {
+        match version {
+            "v1" | "v2" => &["MARK_ATTENDED", "MARK_NO_SHOW", "ATTENDED", "NO_SHOW"],
+            _ => &[],
+        }
+    }
+
+    /// The registry enforces BACKWARD (the current schema reads what every previous one
+    /// wrote); consumers still on a previous version must also read what we write now, except
+    /// the records that use an enum symbol added since (see [`symbols_added_after`] and the
+    /// next test). Checked here first, so a change that breaks either fails before it reaches
+    /// a registry.
     #[test]
     fn the_current_schemas_and_their_previous_versions_read_each_other() {
         use apache_avro::schema_compatibility::SchemaCompatibility;
@@ -246,8 +284,85 @@ mod tests {
             if let Err(e) = SchemaCompatibility::can_read(&previous, &current) {
                 panic!("the current schema cannot read {name} records: {e}");
             }
+            // apache-avro's schema check accepts an enum that gained symbols either way; what
+            // an older reader makes of the new symbols is held by the next test.
             if let Err(e) = SchemaCompatibility::can_read(&current, &previous) {
                 panic!("a {name} reader cannot read current records: {e}");
+            }
+        }
+    }
+
+    /// Writes `value` with the current schema and reads it with `reader` (an older version).
+    fn read_with<T: AvroRecord>(value: &T, reader: &Schema) -> Result<Value, apache_avro::Error> {
+        let writer = Schema::parse_str(T::AVSC).unwrap();
+        let bytes = apache_avro::writer::datum::GenericDatumWriter::builder(&writer)
+            .build()
+            .unwrap()
+            .write_ser_to_vec(value)
+            .unwrap();
+        apache_avro::reader::datum::GenericDatumReader::builder(&writer)
+            .reader_schema(reader)
+            .build()
+            .unwrap()
+            .read_value(&mut bytes.as_slice())
+    }
+
+    /// A reader still on v1 or v2 reads every current record whose kind it knows, and fails
+    /// loudly (never misreads) on the kinds added since.
+    #[test]
+    fn readers_on_earlier_versions_read_the_kinds_they_know() {
+        let kind_of = |v: &Value| match v {
+            Value::Record(fields) => match &fields.iter().find(|(n, _)| n == "kind").unwrap().1 {
+                Value::Enum(_, symbol) => symbol.clone(),
+                other => panic!("kind is an enum, got {other:?}"),
+            },
+            other => panic!("a record, got {other:?}"),
+        };
+        for (name, text, _) in HISTORY {
+            let reader = Schema::parse_str(text).unwrap();
+            let added = symbols_added_after(name.rsplit('.').next().unwrap());
+            if name.starts_with("booking_event") {
+                for kind in [
+                    BookingEventKind::Confirmed,
+                    BookingEventKind::Rejected,
+                    BookingEventKind::Cancelled,
+                    BookingEventKind::Rescheduled,
+                    BookingEventKind::Attended,
+                    BookingEventKind::NoShow,
+                ] {
+                    let e = BookingEvent { kind, ..event() };
+                    let Value::String(symbol) = apache_avro::to_value(kind).unwrap() else {
+                        panic!("an enum serializes as its symbol")
+                    };
+                    match read_with(&e, &reader) {
+                        Ok(v) => assert_eq!(kind_of(&v), symbol, "{name}"),
+                        Err(_) => assert!(added.contains(&symbol.as_str()), "{name}: {symbol}"),
+                    }
+                    if added.contains(&symbol.as_str()) {
+                        assert!(read_with(&e, &reader).is_err(), "{name} reads {symbol}?");
+                    }
+                }
+            } else {
+                for kind in [
+                    BookingCommandKind::Create,
+                    BookingCommandKind::Cancel,
+                    BookingCommandKind::Reschedule,
+                    BookingCommandKind::Expire,
+                    BookingCommandKind::MarkAttended,
+                    BookingCommandKind::MarkNoShow,
+                ] {
+                    let c = BookingCommand { kind, ..command() };
+                    let Value::String(symbol) = apache_avro::to_value(kind).unwrap() else {
+                        panic!("an enum serializes as its symbol")
+                    };
+                    match read_with(&c, &reader) {
+                        Ok(v) => assert_eq!(kind_of(&v), symbol, "{name}"),
+                        Err(_) => assert!(added.contains(&symbol.as_str()), "{name}: {symbol}"),
+                    }
+                    if added.contains(&symbol.as_str()) {
+                        assert!(read_with(&c, &reader).is_err(), "{name} reads {symbol}?");
+                    }
+                }
             }
         }
     }

@@ -12,8 +12,9 @@ pub(super) struct Message {
     pub sms: String,
 }
 
-/// The message of `kind` in `lang`.
-pub(super) fn message(kind: BookingEventKind, lang: Lang, facts: &Facts<'_>) -> Message {
+/// The message of `kind` in `lang`; none for the kinds patients are not told about
+/// (`super::tells_the_patient`).
+pub(super) fn message(kind: BookingEventKind, lang: Lang, facts: &Facts<'_>) -> Option<Message> {
     let Facts {
         when,
         when_range,
@@ -31,6 +32,7 @@ pub(super) fn message(kind: BookingEventKind, lang: Lang, facts: &Facts<'_>) -> 
 
     // (subject, body paragraphs, sms)
     let (subject, paragraphs, sms): (String, Vec<String>, String) = match (kind, lang) {
+        (BookingEventKind::Attended | BookingEventKind::NoShow, _) => return None,
         (BookingEventKind::Confirmed, Lang::Es) => (
             format!("Cita confirmada: {when}"),
             vec![
@@ -138,9 +140,9 @@ pub(super) fn message(kind: BookingEventKind, lang: Lang, facts: &Facts<'_>) -> 
             )
         }
     };
-    Message {
+    Some(Message {
         subject,
         paragraphs,
         sms,
-    }
+    })
 }

@@ -109,8 +109,22 @@ struct Facts<'a> {
     is_move: bool,
 }
 
-/// Renders the notification of `event`. `now` is only a fallback for missing times.
-pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Rendered {
+/// Whether patients are told about events of `kind`. Attendance is the clinic's record, not
+/// news to the patient: no email or SMS for `ATTENDED` or `NO_SHOW`. (An exhaustive match, so
+/// a new kind must decide here.)
+pub fn tells_the_patient(kind: BookingEventKind) -> bool {
+    match kind {
+        BookingEventKind::Confirmed
+        | BookingEventKind::Rejected
+        | BookingEventKind::Cancelled
+        | BookingEventKind::Rescheduled => true,
+        BookingEventKind::Attended | BookingEventKind::NoShow => false,
+    }
+}
+
+/// Renders the notification of `event`, or `None` for a kind patients are not told about
+/// ([`tells_the_patient`]). `now` is only a fallback for missing times.
+pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option<Rendered> {
     let starts_at = DateTime::from_timestamp_millis(event.starts_at).unwrap_or(now);
     let ends_at = DateTime::from_timestamp_millis(event.ends_at).unwrap_or(starts_at);
     let occurred_at = DateTime::from_timestamp_millis(event.occurred_at)
@@ -146,13 +160,13 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Render
         subject,
         paragraphs,
         sms,
-    } = message(event.kind, lang, &facts);
+    } = message(event.kind, lang, &facts)?;
     let (greeting, closing) = words::greeting_and_closing(lang, &ctx.patient_name);
     let (text, html) = body::bodies(lang.code(), &subject, &greeting, &paragraphs, closing);
     let calendar = match event.kind {
         BookingEventKind::Confirmed | BookingEventKind::Rescheduled => Some(IcsMethod::Publish),
         BookingEventKind::Cancelled => Some(IcsMethod::Cancel),
-        BookingEventKind::Rejected => None,
+        BookingEventKind::Rejected | BookingEventKind::Attended | BookingEventKind::NoShow => None,
     };
     let ics = calendar.map(|method| {
         let (summary, description, file_name) = words::calendar(lang, &facts.doctor, &facts.place);
@@ -175,13 +189,13 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Render
             }),
         }
     });
-    Rendered {
+    Some(Rendered {
         subject,
         text,
         html,
         sms: fit_sms(&format!("Citaflow: {sms}")),
         ics,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -191,6 +205,20 @@ mod tests {
     use citaflow_schemas::BookingStatus;
 
     const BOOKING: &str = "4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f";
+
+    /// The notification of a kind patients are told about.
+    fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Rendered {
+        super::render(event, ctx, now).expect("a kind patients are told about")
+    }
+
+    #[test]
+    fn attendance_is_not_news_to_the_patient() {
+        for kind in [BookingEventKind::Attended, BookingEventKind::NoShow] {
+            assert!(!tells_the_patient(kind));
+            assert!(super::render(&event(kind, None), &ctx(Lang::Es), Utc::now()).is_none());
+        }
+        assert!(tells_the_patient(BookingEventKind::Confirmed));
+    }
 
     fn event(kind: BookingEventKind, reason: Option<&str>) -> BookingEvent {
         BookingEvent {

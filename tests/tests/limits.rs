@@ -290,3 +290,72 @@ async fn every_answer_has_security_headers_and_metrics_are_only_on_the_ops_port(
         .unwrap();
     assert_eq!(ops_ready.status(), StatusCode::OK);
 }
+
+/// A stranger who fails five logins for a username locks out only their own address: the
+/// owner, from the address they signed in from before, gets in at once; a new device with the
+/// right password gets in too, only slowed down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_lock_an_account_out() {
+    let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
+    let username = format!("sec-{}", uuid::Uuid::new_v4().simple());
+    let password = "a-long-enough-password";
+    let created = app
+        .post(
+            "/users",
+            &json!({"username": username, "password": password, "role": "secretary"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // Clients from three loopback addresses: the owner's usual one, a stranger's, a new device.
+    let from = |address: &str| {
+        reqwest::Client::builder()
+            .local_address(Some(address.parse().unwrap()))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    };
+    let (owner, stranger, new_device) = (from("127.0.0.1"), from("127.0.0.2"), from("127.0.0.3"));
+    let login = |client: &reqwest::Client, password: &str| {
+        client
+            .post(app.url("/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+    };
+    assert_eq!(
+        login(&owner, password).await.unwrap().status(),
+        StatusCode::OK
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            login(&stranger, "wrong-password-x").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = login(&stranger, password).await.unwrap();
+    assert_eq!(
+        locked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guesser waits"
+    );
+    assert!(locked.headers().contains_key("retry-after"));
+
+    let started = std::time::Instant::now();
+    assert_eq!(
+        login(&owner, password).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "a known device goes straight through"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        login(&new_device, password).await.unwrap().status(),
+        StatusCode::OK,
+        "the right password from a new device still gets in"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "slowed down after failures elsewhere"
+    );
+}

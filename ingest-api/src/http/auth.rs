@@ -137,7 +137,7 @@ pub struct LoginUser {
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "Wrong credentials", body = super::error::ErrorBody),
-        (status = 429, description = "Too many failed attempts; see Retry-After", body = super::error::ErrorBody),
+        (status = 429, description = "Too many failed attempts from this address (for this username, or for any); see Retry-After. Failures elsewhere never lock the account: they only slow down attempts from addresses the user has not signed in from", body = super::error::ErrorBody),
     )
 )]
 async fn login(
@@ -146,10 +146,14 @@ async fn login(
     AppJson(body): AppJson<Login>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let username = body.username.trim().to_lowercase();
-    state
+    let delay = state
         .login_limiter
         .check(&username, peer.ip())
         .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    if !delay.is_zero() {
+        // Guesses spread over many addresses: slowed down, never locked (see login_limiter).
+        tokio::time::sleep(delay).await;
+    }
     let user: Option<LoginUser> = sqlx::query_as(
         "SELECT u.id, u.role, u.password_hash, u.active, u.token_generation, p.id AS patient_id, d.id AS doctor_id
            FROM users u
@@ -165,7 +169,7 @@ async fn login(
     let valid = passwords::verify(body.password, hash).await;
     match user {
         Some(user) if valid && user.active => {
-            state.login_limiter.succeeded(&username);
+            state.login_limiter.succeeded(&username, peer.ip());
             let subject = Subject {
                 user_id: user.id,
                 role: user.role,

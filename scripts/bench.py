@@ -14,6 +14,10 @@ only on errors, never on timing). Needs the stack from `./dev up` (.run/stack.en
    latency or errors break; per step the achieved decided bookings/s, HTTP p50/p99, 202-to-final
    p50/p99/p99.9, and CPU and peak RSS of each service.
 4. Ratios: sustained decided bookings/s over each ceiling; latency at half the sustained rate.
+5. Free slots: `citaflow bench-availability` fills one center's agenda through the API (8
+   doctors, 4 weeks, 2,000 confirmed appointments) and times `GET /availability` for a week
+   with all its doctors. `--only availability` runs just this part and rewrites its section
+   of docs/benchmarks.md, leaving the rest as the last full run wrote it.
 
 Writes .run/bench/result.json, docs/benchmarks.md and docs/benchmarks-latency.svg.
 """
@@ -58,6 +62,51 @@ def run(cmd, **kwargs):
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result.stdout
+
+
+# ---------------------------------------------------------------------------- free slots
+AVAILABILITY_START = "<!-- availability -->"
+AVAILABILITY_END = "<!-- /availability -->"
+
+
+def availability_bench(e, short):
+    """`citaflow bench-availability`: its JSON report."""
+    cmd = [ROOT / "target" / e["BENCH_PROFILE"] / "citaflow", "bench-availability", "--api-url", e["CITAFLOW_DEV_API_URL"]]
+    if short:
+        cmd += ["--doctors", "2", "--weeks", "1", "--appointments", "40", "--requests", "20"]
+    login_env = dict(e, CITAFLOW_USERNAME=e.get("CITAFLOW_DEV_ADMIN_USERNAME", "admin"),
+                     CITAFLOW_PASSWORD=e["CITAFLOW_DEV_ADMIN_PASSWORD"])
+    return json.loads(run(cmd, env=login_env))
+
+
+def availability_markdown(a, m=None, profile=None):
+    when = f" (run {m['date']}, build profile `{profile}`; reproduce with `./dev bench --only availability`)" if m else ""
+    return "\n".join([
+        AVAILABILITY_START,
+        "## Free-slot search",
+        "",
+        f"`GET /availability` for one center's week with all its {a['doctors']} doctors, over an agenda of "
+        f"{a['appointments_confirmed']} confirmed appointments in {a['weeks']} weeks booked through the API{when}: "
+        f"the week has {a['week_slots']} half-hour slots, {a['week_free_slots']} of them free. "
+        f"{a['requests']} requests one at a time after 20 not timed:",
+        "",
+        "| p50 ms | p90 ms | p99 ms | max ms | target |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {a['p50_ms']:.2f} | {a['p90_ms']:.2f} | **{a['p99_ms']:.2f}** | {a['max_ms']:.2f} | p99 ≤ 20 ms |",
+        AVAILABILITY_END,
+        "",
+    ])
+
+
+def write_availability_section(path, section):
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if AVAILABILITY_START in text and AVAILABILITY_END in text:
+        head, rest = text.split(AVAILABILITY_START, 1)
+        tail = rest.split(AVAILABILITY_END, 1)[1].lstrip("\n")
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
 
 
 # ---------------------------------------------------------------------------- Kafka ceiling
@@ -377,6 +426,7 @@ def markdown(result):
         "",
         "![latency against offered rate](benchmarks-latency.svg)",
         "",
+        availability_markdown(result["availability"]),
     ]
     return "\n".join(lines)
 
@@ -387,10 +437,21 @@ def main():
     parser.add_argument("--profile", default=os.environ.get("BENCH_PROFILE", "debug"), help="target/<profile> binaries in use")
     parser.add_argument("--rates", default="50,100,200,400,800,1200", help="offered rates to step through")
     parser.add_argument("--step-seconds", type=int, default=20)
+    parser.add_argument("--only", choices=["availability"], help="run one part and rewrite only its section of docs/benchmarks.md")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     e = env()
     e["BENCH_PROFILE"] = args.profile
+    if args.only == "availability":
+        log("free-slot search (citaflow bench-availability)")
+        a = availability_bench(e, args.short)
+        log(f"  p50 {a['p50_ms']:.2f} ms, p99 {a['p99_ms']:.2f} ms over {a['appointments_confirmed']} appointments")
+        (OUT / "availability.json").write_text(json.dumps(a, indent=2))
+        if not args.short:
+            write_availability_section(ROOT / "docs" / "benchmarks.md", availability_markdown(a, machine(), args.profile))
+            log(f"wrote {ROOT / 'docs' / 'benchmarks.md'}")
+        print("bench: 1 passed, 0 failed")
+        return
     partitions = int(e.get("CITAFLOW_DEV_REQUEST_PARTITIONS", "6"))
     rates = [20, 40] if args.short else [int(r) for r in args.rates.split(",")]
     step_seconds = 3 if args.short else args.step_seconds
@@ -448,7 +509,11 @@ def main():
             f"errors {half_step['errors']}")
         if args.short and half_step["errors"]:
             sys.exit(f"bench: errors at {half_rate}/s: {json.dumps(report)[:2000]}")
+    log("free-slot search (citaflow bench-availability)")
+    availability = availability_bench(e, args.short)
+    log(f"  p50 {availability['p50_ms']:.2f} ms, p99 {availability['p99_ms']:.2f} ms")
     result = {
+        "availability": availability,
         "machine": machine(),
         "profile": args.profile,
         "short": args.short,

@@ -4,6 +4,7 @@
 //! tool that reads Kafka directly.
 
 mod api;
+mod bench_availability;
 mod demo;
 mod dlq;
 mod import;
@@ -65,6 +66,9 @@ enum Command {
     /// and a check of environment files and rendered manifests against it.
     #[command(subcommand)]
     Settings(settings::SettingsCommand),
+    /// Time `GET /availability` for one center's week over an agenda it fills itself (a
+    /// benchmark: creates a center, a service, doctors, hours, patients and bookings).
+    BenchAvailability(bench_availability::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -102,6 +106,10 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Import(args) => import::run(args).await.map_err(|e| (e, 2)),
         Command::Load(args) => load::run(args).await.map_err(|e| (e, 2)),
+        Command::BenchAvailability(args) => bench_availability::run(args)
+            .await
+            .map(|()| 0)
+            .map_err(|e| (e, 2)),
         Command::Dlq(command) => dlq_command(command).await.map(|()| 0).map_err(|e| (e, 1)),
         Command::Settings(command) => settings::run(command)
             .map(|(out, code)| {

@@ -47,11 +47,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 const BOOKERS: &[Role] = &[Role::Admin, Role::Secretary, Role::Patient];
 
 /// Whether `user` may see or change `booking`; others get 404 so ids reveal nothing.
-fn visible_to(user: &AuthUser, booking: &Booking) -> bool {
+pub(super) fn visible_to(user: &AuthUser, booking: &Booking) -> bool {
+    may_see(user, booking.doctor_id, booking.patient_id)
+}
+
+/// Whether `user` may see a booking of `doctor_id` with `patient_id`: staff all, a doctor
+/// their own agenda, a patient their own.
+pub(super) fn may_see(user: &AuthUser, doctor_id: Uuid, patient_id: Uuid) -> bool {
     match user.role {
         Role::Admin | Role::Secretary => true,
-        Role::Patient => user.patient_id == Some(booking.patient_id),
-        Role::Doctor => user.doctor_id == Some(booking.doctor_id),
+        Role::Patient => user.patient_id == Some(patient_id),
+        Role::Doctor => user.doctor_id == Some(doctor_id),
     }
 }
 
@@ -304,7 +310,7 @@ pub struct Accepted {
 }
 
 /// `Prefer: wait=N` (RFC 7240): how long the client is willing to wait for the outcome.
-fn preferred_wait(headers: &HeaderMap, max_secs: u64) -> Option<StdDuration> {
+pub(super) fn preferred_wait(headers: &HeaderMap, max_secs: u64) -> Option<StdDuration> {
     headers
         .get_all("prefer")
         .iter()
@@ -321,7 +327,7 @@ fn preferred_wait(headers: &HeaderMap, max_secs: u64) -> Option<StdDuration> {
 }
 
 /// Reads a booking, or waits up to `wait` for it to satisfy `done`.
-async fn await_booking(
+pub(super) async fn await_booking(
     state: &AppState,
     id: Uuid,
     wait: StdDuration,
@@ -550,7 +556,11 @@ async fn accept_new(
 }
 
 /// Records the answer under the request's Idempotency-Key, if it has one.
-async fn answer(state: &AppState, key: Option<&idempotency::Key>, response: Response) -> Response {
+pub(super) async fn answer(
+    state: &AppState,
+    key: Option<&idempotency::Key>,
+    response: Response,
+) -> Response {
     match key {
         Some(key) => idempotency::record(state, key, response).await,
         None => response,
@@ -610,7 +620,7 @@ async fn replay_cancel(state: &AppState, prior: Prior) -> Result<Response, ApiEr
 
 /// Takes a booking command from `user`'s token bucket, or refuses it with 429. Admins (the
 /// operators, imports and the load generator) are not limited.
-fn limit_rate(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
+pub(super) fn limit_rate(state: &AppState, user: &AuthUser) -> Result<(), ApiError> {
     if user.role == Role::Admin {
         return Ok(());
     }
@@ -683,7 +693,7 @@ async fn insert_within_cap(
 }
 
 /// Produces a command keyed by its doctor, so one doctor's commands stay in order.
-async fn publish(state: &AppState, command: &BookingCommand) -> Result<(), ApiError> {
+pub(super) async fn publish(state: &AppState, command: &BookingCommand) -> Result<(), ApiError> {
     let payload = state.commands.encode(command).await?;
     let record = FutureRecord::to(&state.settings.topics.requests)
         .key(command.doctor_id.as_bytes())
@@ -733,15 +743,19 @@ pub struct Booking {
     pub requested_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// `attended` or `no_show` once staff recorded it (`POST /bookings/{id}/attendance`); the
+    /// status stays `confirmed`.
+    #[schema(schema_with = super::attendance::attendance_schema)]
+    pub attendance: Option<String>,
     /// The kind of visit, when the request named one.
     pub service_id: Option<Uuid>,
 }
 
 pub const BOOKING_COLUMNS: &str = "id, status, doctor_id, patient_id, center_id, starts_at,
     ends_at, reason, reason_code, reason_message, previous_booking_id, requested_at, decided_at,
-    cancelled_at, service_id";
+    cancelled_at, attendance, service_id";
 
-async fn load(state: &AppState, id: Uuid) -> Result<Option<Booking>, ApiError> {
+pub(super) async fn load(state: &AppState, id: Uuid) -> Result<Option<Booking>, ApiError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM appointments WHERE id = $1"
     )))
@@ -947,8 +961,20 @@ async fn list_bookings(
     .map(Json)
 }
 
+/// Whether a booking may still be cancelled or moved: pending, or confirmed with no
+/// attendance recorded (the processor holds the same rule, `Existing::is_active`).
+fn is_active(booking: &Booking) -> bool {
+    matches!(booking.status.as_str(), "pending" | "confirmed") && booking.attendance.is_none()
+}
+
 /// Why a booking cannot be cancelled or moved any more.
 fn not_active(booking: &Booking, action: &str) -> ApiError {
+    if booking.attendance.is_some() {
+        return ApiError::conflict(
+            "attendance_recorded",
+            format!("The visit is over (its attendance is recorded); it cannot be {action}."),
+        );
+    }
     match booking.status.as_str() {
         "cancelled" => {
             ApiError::conflict("already_cancelled", "This booking is already cancelled.")
@@ -974,7 +1000,7 @@ fn not_active(booking: &Booking, action: &str) -> ApiError {
     responses((status = 202, body = Accepted), (status = 200, body = Booking),
         (status = 403, description = "Doctors cannot cancel", body = ErrorBody),
         (status = 404, description = "No such booking, or not the caller's", body = ErrorBody),
-        (status = 409, description = "Already cancelled, no longer active, or `idempotency_key_in_use`", body = ErrorBody),
+        (status = 409, description = "Already cancelled, no longer active, `attendance_recorded` (the visit is over), or `idempotency_key_in_use`", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 429, description = "Too many booking commands from this user; retry after `Retry-After` seconds", body = ErrorBody)))]
 async fn cancel_booking(
@@ -1001,7 +1027,7 @@ async fn cancel_booking(
             Some(prior) => return replay_cancel(&state, prior).await,
         }
     }
-    if !matches!(booking.status.as_str(), "pending" | "confirmed") {
+    if !is_active(&booking) {
         return Err(not_active(&booking, "cancelled"));
     }
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
@@ -1116,7 +1142,7 @@ async fn reschedule_booking(
     {
         return replay_new(&state, prior).await;
     }
-    if !matches!(old.status.as_str(), "pending" | "confirmed") {
+    if !is_active(&old) {
         return Err(not_active(&old, "rescheduled"));
     }
     // The service moves with the booking, and so does the length agreed for it (a duration

@@ -2,6 +2,7 @@
 //! document (generated from the handlers, so the document and the routes cannot drift).
 
 pub mod agenda;
+pub mod attendance;
 pub mod auth;
 pub mod availability;
 pub mod bookings;
@@ -10,6 +11,7 @@ pub mod centers;
 pub mod doctors;
 pub mod document;
 pub mod error;
+pub mod history;
 pub mod idempotency;
 pub mod pagination;
 pub mod patients;
@@ -48,7 +50,7 @@ use crate::state::AppState;
         (name = "agenda", description = "Where and when each doctor works: weekly hours and exceptions"),
         (name = "auth", description = "Sign in"),
         (name = "availability", description = "Free slots of a service"),
-        (name = "bookings", description = "Request, read, cancel and move appointments"),
+        (name = "bookings", description = "Request, read, cancel and move appointments; record attendance; read their history"),
         (name = "centers", description = "Clinics of the network"),
         (name = "doctors", description = "Doctors and their users"),
         (name = "patients", description = "Patients and their users"),
@@ -79,11 +81,13 @@ impl Modify for BearerAuth {
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(agenda::router())
+        .merge(attendance::router())
         .merge(auth::router())
         .merge(availability::router())
         .merge(bookings::router())
         .merge(centers::router())
         .merge(doctors::router())
+        .merge(history::router())
         .merge(patients::router())
         .merge(services::router())
         .merge(users::router())

@@ -62,6 +62,11 @@ pub struct Patient {
     pub language: Option<String>,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    /// Appointments the patient did not come to (`no_show`); in `GET /patients/{id}` for
+    /// staff only.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_show_count: Option<i64>,
 }
 
 const COLUMNS: &str = "id, user_id, name, phone, email, language, status, created_at";
@@ -171,7 +176,7 @@ async fn create_patients(
     bulk::run(items, |body: NewPatient| create_one(&state, body)).await
 }
 
-/// A patient by id (staff; a patient only themselves).
+/// A patient by id (staff; a patient only themselves). Staff also see `no_show_count`.
 #[utoipa::path(get, path = "/patients/{id}", tag = "patients", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Patient), (status = 403, description = "Doctors cannot read patients", body = ErrorBody),
@@ -187,10 +192,20 @@ async fn get_patient(
         Role::Patient => return Err(ApiError::NotFound("patient")),
         Role::Doctor => return Err(ApiError::Forbidden),
     }
-    load(&state, id)
+    let mut patient = load(&state, id)
         .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound("patient"))
+        .ok_or(ApiError::NotFound("patient"))?;
+    if user.is_staff() {
+        patient.no_show_count = Some(
+            sqlx::query_scalar(
+                "SELECT count(*) FROM appointments WHERE patient_id = $1 AND attendance = 'no_show'",
+            )
+            .bind(id)
+            .fetch_one(&state.pool)
+            .await?,
+        );
+    }
+    Ok(Json(patient))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

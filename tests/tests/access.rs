@@ -319,6 +319,33 @@ async fn every_role_gets_exactly_what_it_may() {
             Some(json!({"start": in_hours(70).to_rfc3339()})),
             [0, 0, 403, 404, 401],
         ),
+        // Attendance: staff and the booking's doctor, once it has started (these start in 30
+        // and 31 hours: 409 not_started); patients never; another doctor's booking is 404.
+        (
+            Method::POST,
+            format!("/bookings/{own}/attendance"),
+            Some(json!({"outcome": "attended"})),
+            [409, 409, 409, 403, 401],
+        ),
+        (
+            Method::POST,
+            format!("/bookings/{other}/attendance"),
+            Some(json!({"outcome": "no_show"})),
+            [409, 409, 404, 403, 401],
+        ),
+        // History: as the booking itself.
+        (
+            Method::GET,
+            format!("/bookings/{own}/history"),
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            Method::GET,
+            format!("/bookings/{other}/history"),
+            None,
+            [200, 200, 404, 404, 401],
+        ),
     ];
     let tokens = [
         admin.as_str(),
@@ -424,6 +451,22 @@ async fn a_patient_cannot_touch_another_patients_appointment() {
         )
         .await;
     assert_eq!(moved.status(), 404);
+    assert_eq!(
+        app.get_as(&w.patient, &format!("/bookings/{other}/history"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.post_as(
+            &w.patient,
+            &format!("/bookings/{other}/attendance"),
+            &json!({"outcome": "no_show"})
+        )
+        .await
+        .status(),
+        403
+    );
     // Nothing happened to it.
     let b: Value = app
         .get(&format!("/bookings/{other}"))

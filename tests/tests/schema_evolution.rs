@@ -10,8 +10,8 @@ use apache_avro::{
     Schema, reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter,
 };
 use citaflow_schemas::{
-    BOOKING_EVENT_AVSC, BookingCommandKind, BookingEventKind, RegistryClient, RegistryError,
-    split_header, value_subject,
+    BOOKING_COMMAND_AVSC, BOOKING_EVENT_AVSC, BookingCommandKind, BookingEventKind, RegistryClient,
+    RegistryError, split_header, value_subject,
 };
 use citaflow_tests::{Services, Stack, TestApp, in_hours, read_all};
 use rdkafka::{Message, producer::FutureRecord};
@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 const COMMAND_V1: &str = include_str!("../../schemas/avro/history/booking_command.v1.avsc");
 const EVENT_V1: &str = include_str!("../../schemas/avro/history/booking_event.v1.avsc");
+const COMMAND_V2: &str = include_str!("../../schemas/avro/history/booking_command.v2.avsc");
+const EVENT_V2: &str = include_str!("../../schemas/avro/history/booking_event.v2.avsc");
 
 /// A `BookingCommand` as a producer built against v1 writes it: no `service_id`.
 #[derive(Serialize)]
@@ -272,4 +274,108 @@ async fn the_registry_refuses_an_incompatible_change() {
             .await
             .unwrap();
     assert_eq!(versions.len(), 2, "v1 and the current one: {versions:?}");
+}
+
+/// Each schema's versions, registered in order on a subject held to BACKWARD, as a registry
+/// that has seen every release: each is accepted (v3 appends enum symbols: the attendance
+/// kinds). A service rolled back to v2 still starts: registering v2 again answers its id.
+#[tokio::test]
+async fn every_version_registers_after_the_previous_one() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = registry();
+    for (name, versions) in [
+        ("command", [COMMAND_V1, COMMAND_V2, BOOKING_COMMAND_AVSC]),
+        ("event", [EVENT_V1, EVENT_V2, BOOKING_EVENT_AVSC]),
+    ] {
+        let subject = format!("t{}.{name}-versions-value", Uuid::new_v4().simple());
+        let mut ids = Vec::new();
+        for (i, text) in versions.iter().enumerate() {
+            let schema = Schema::parse_str(text).unwrap();
+            let id = client
+                .register(&subject, text, &schema)
+                .await
+                .unwrap_or_else(|e| panic!("{name} v{} is refused after v{i}: {e}", i + 1));
+            ids.push(id);
+        }
+        assert_eq!(ids.len(), 3);
+        assert!(ids[0] != ids[1] && ids[1] != ids[2], "{name}: {ids:?}");
+        // A fresh client (empty cache), so the registry itself answers.
+        let v2 = Schema::parse_str(versions[1]).unwrap();
+        match registry().register(&subject, versions[1], &v2).await {
+            // The registry knows this exact schema already: it answers its id.
+            Ok(id) => assert_eq!(id, ids[1], "{name}"),
+            Err(e) => panic!("{name} v2 again: {e}"),
+        }
+    }
+}
+
+/// The analytics consumer of the README (a stock Confluent deserializer: the writer's schema
+/// by id from the registry, no reader schema of its own) decodes the attendance events, and
+/// one still reading into v2 reads the other kinds as before.
+#[tokio::test]
+async fn an_analytics_consumer_decodes_the_attendance_kinds() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let registry_client = registry();
+    let subject = format!("t{}.attendance-value", Uuid::new_v4().simple());
+    let current = Schema::parse_str(BOOKING_EVENT_AVSC).unwrap();
+    let id = registry_client
+        .register(&subject, BOOKING_EVENT_AVSC, &current)
+        .await
+        .unwrap();
+    let writer = registry().schema_by_id(id).await.unwrap();
+    let v2 = Schema::parse_str(EVENT_V2).unwrap();
+    for (kind, symbol) in [
+        (BookingEventKind::Attended, "ATTENDED"),
+        (BookingEventKind::NoShow, "NO_SHOW"),
+        (BookingEventKind::Confirmed, "CONFIRMED"),
+    ] {
+        let event = citaflow_schemas::BookingEvent {
+            event_id: Uuid::new_v4().to_string(),
+            kind,
+            booking_id: Uuid::new_v4().to_string(),
+            command_id: Uuid::new_v4().to_string(),
+            doctor_id: Uuid::new_v4().to_string(),
+            patient_id: Uuid::new_v4().to_string(),
+            center_id: Uuid::new_v4().to_string(),
+            starts_at: 1_900_000_000_000,
+            ends_at: 1_900_001_800_000,
+            status: citaflow_schemas::BookingStatus::Confirmed,
+            reason_code: None,
+            reason_message: None,
+            previous_booking_id: None,
+            occurred_at: 1_900_000_100_000,
+            service_id: None,
+        };
+        let datum = GenericDatumWriter::builder(&current)
+            .build()
+            .unwrap()
+            .write_ser_to_vec(&event)
+            .unwrap();
+        let value = GenericDatumReader::builder(&writer)
+            .build()
+            .unwrap()
+            .read_value(&mut datum.as_slice())
+            .expect("the writer's schema decodes every kind");
+        let Value::Record(fields) = value else {
+            panic!("an event is a record")
+        };
+        assert!(
+            matches!(field(&fields, "kind"), Value::Enum(_, s) if s == symbol),
+            "{fields:?}"
+        );
+        let as_v2 = GenericDatumReader::builder(&writer)
+            .reader_schema(&v2)
+            .build()
+            .unwrap()
+            .read_value(&mut datum.as_slice());
+        match kind {
+            BookingEventKind::Confirmed => {
+                as_v2.expect("a v2 reader reads the kinds it knows");
+            }
+            _ => assert!(
+                as_v2.is_err(),
+                "a v2 reader cannot know {symbol}: it must fail, not misread"
+            ),
+        }
+    }
 }

@@ -212,7 +212,10 @@ async fn every_role_gets_exactly_what_it_may() {
         ),
         (
             Method::GET,
-            format!("/availability?service_id={service}&doctor_id={}", w.doctor_id),
+            format!(
+                "/availability?service_id={service}&doctor_id={}",
+                w.doctor_id
+            ),
             None,
             [200, 200, 200, 200, 401],
         ),

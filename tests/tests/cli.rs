@@ -1,6 +1,7 @@
-//! The `citaflow` client against a test's own API: `import` of the shipped data (twice),
-//! broken rows reported exactly, clear failures on bad input and credentials, and a short
-//! `load` run whose JSON agrees with the database.
+//! The `citaflow` client against a test's own API: `import` of the shipped data (twice, the
+//! directory and the agenda, then the demo booking at the first free slot), broken rows
+//! reported exactly, clear failures on bad input and credentials, and a short `load` run whose
+//! JSON agrees with the database.
 
 use std::{
     path::{Path, PathBuf},
@@ -34,7 +35,36 @@ impl TempDir {
     fn path(&self) -> &str {
         self.0.to_str().unwrap()
     }
+
+    /// The agenda files with their header only (a folder without agenda).
+    fn write_no_agenda(&self) {
+        self.write(
+            "services.csv",
+            "name,duration_minutes,buffer_before_minutes,buffer_after_minutes\n",
+        );
+        self.write("doctor_services.csv", "doctor,service\n");
+        self.write(
+            "working_hours.csv",
+            "doctor,center,weekday,start,end,valid_from,valid_until\n",
+        );
+        self.write(
+            "agenda_exceptions.csv",
+            "doctor,kind,date,center,start,end,note\n",
+        );
+    }
 }
+
+/// Every file the import reads, in its order.
+const FILES: [&str; 8] = [
+    "centers.csv",
+    "users.csv",
+    "doctors.csv",
+    "patients.csv",
+    "services.csv",
+    "doctor_services.csv",
+    "working_hours.csv",
+    "agenda_exceptions.csv",
+];
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -94,7 +124,7 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
         .unwrap()
 }
 
-/// Directory and appointment counts that an import may change.
+/// Directory, agenda and appointment counts that an import may change.
 async fn snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
     for sql in [
@@ -106,6 +136,10 @@ async fn snapshot(app: &TestApp) -> Vec<i64> {
         "SELECT count(*) FROM users WHERE role = 'secretary'",
         "SELECT count(*) FROM users WHERE role = 'doctor'",
         "SELECT count(*) FROM users WHERE role = 'patient'",
+        "SELECT count(*) FROM services",
+        "SELECT count(*) FROM doctor_services",
+        "SELECT count(*) FROM working_hours",
+        "SELECT count(*) FROM agenda_exceptions",
         "SELECT count(*) FROM appointments",
     ] {
         counts.push(count(app, sql).await);
@@ -126,12 +160,11 @@ fn file_report<'a>(report: &'a Value, file: &str) -> &'a Value {
 async fn import_loads_the_shipped_data_books_once_and_a_second_run_adds_nothing() {
     let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
     let data = shipped_data();
-    let files = ["centers.csv", "users.csv", "doctors.csv", "patients.csv"];
 
     let (code, first, stderr) = import(&app, data.to_str().unwrap(), &[]);
     assert_eq!(code, Some(0), "first import: {first:#}\n{stderr}");
     assert_eq!(first["failures"], Value::Array(vec![]), "{first:#}");
-    for file in files {
+    for file in FILES {
         let rows = data_rows(file).len();
         let r = file_report(&first, file);
         assert_eq!(
@@ -168,28 +201,59 @@ async fn import_loads_the_shipped_data_books_once_and_a_second_run_adds_nothing(
             staff("secretary"),
             data_rows("doctors.csv").len() as i64,
             patients.len() as i64,
+            data_rows("services.csv").len() as i64,
+            data_rows("doctor_services.csv").len() as i64,
+            data_rows("working_hours.csv").len() as i64,
+            data_rows("agenda_exceptions.csv").len() as i64,
             1,
         ]
     );
+    // The agenda went in as written: a buffered service, a doctor at two centers in two time
+    // zones, a whole day off at one center.
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM services WHERE name = 'Endodoncia' AND duration_minutes = 90 AND buffer_before_minutes = 10 AND buffer_after_minutes = 15").await,
+        1
+    );
+    assert_eq!(
+        count(&app, "SELECT count(DISTINCT c.timezone) FROM working_hours w JOIN centers c ON c.id = w.center_id
+                      JOIN doctors d ON d.id = w.doctor_id JOIN users u ON u.id = d.user_id
+                     WHERE u.username = 'dr.ivan.cano'").await,
+        2
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM agenda_exceptions e JOIN centers c ON c.id = e.center_id
+                     WHERE e.kind = 'time_off' AND e.date = '2027-02-02' AND e.start_minute IS NULL
+                       AND c.name = 'OdontoCare Santa Cruz de Tenerife'"
+        )
+        .await,
+        data_rows("agenda_exceptions.csv")
+            .iter()
+            .filter(|l| l.contains(",2027-02-02,OdontoCare Santa Cruz de Tenerife,,,"))
+            .count() as i64
+    );
 
-    // The demo appointment: confirmed, with the first center, doctor and active patient.
+    // The demo appointment: confirmed, with the first doctor and active patient, for the first
+    // service of services.csv the doctor offers, at one of the doctor's centers, lasting what
+    // the service lasts.
     assert_eq!(first["booking_status"], "booked", "{first:#}");
     let booking = &first["booking"];
     assert_eq!(booking["status"], "confirmed", "{booking}");
-    let (center, doctor_user, email): (String, String, String) = sqlx::query_as(
-        "SELECT c.name, u.username, p.email FROM appointments a
-           JOIN centers c ON c.id = a.center_id JOIN doctors d ON d.id = a.doctor_id
-           JOIN users u ON u.id = d.user_id JOIN patients p ON p.id = a.patient_id
-          WHERE a.id = $1::uuid AND a.status = 'confirmed'",
-    )
-    .bind(booking["id"].as_str().unwrap())
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert!(
-        data_rows("centers.csv")[0].starts_with(&format!("{center},")),
-        "{center}"
-    );
+    let (center, doctor_user, email, service, minutes): (String, String, String, String, f64) =
+        sqlx::query_as(
+            "SELECT c.name, u.username, p.email, s.name,
+                    extract(epoch FROM a.ends_at - a.starts_at)::float8 / 60
+               FROM appointments a
+               JOIN centers c ON c.id = a.center_id JOIN doctors d ON d.id = a.doctor_id
+               JOIN users u ON u.id = d.user_id JOIN patients p ON p.id = a.patient_id
+               JOIN services s ON s.id = a.service_id
+              WHERE a.id = $1::uuid AND a.status = 'confirmed'",
+        )
+        .bind(booking["id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(
         data_rows("doctors.csv")[0].starts_with(&format!("{doctor_user},")),
         "{doctor_user}"
@@ -199,11 +263,55 @@ async fn import_loads_the_shipped_data_books_once_and_a_second_run_adds_nothing(
         first_active.starts_with(&format!("{email},")),
         "{email} vs {first_active}"
     );
+    let offers: Vec<String> = data_rows("doctor_services.csv")
+        .into_iter()
+        .filter_map(|l| Some(l.strip_prefix(&format!("{doctor_user},"))?.to_owned()))
+        .collect();
+    let first_offered = data_rows("services.csv")
+        .into_iter()
+        .find(|l| offers.iter().any(|o| l.starts_with(&format!("{o},"))))
+        .unwrap();
+    assert!(
+        first_offered.starts_with(&format!("{service},{},", minutes as i64)),
+        "{service} for {minutes} min vs {first_offered}"
+    );
+    assert!(
+        data_rows("working_hours.csv")
+            .iter()
+            .any(|l| l.starts_with(&format!("{doctor_user},{center},"))),
+        "{doctor_user} has no hours at {center}"
+    );
+    // It took the first free slot: what the same search offers now all starts later.
+    let booked_at: chrono::DateTime<chrono::Utc> =
+        booking["starts_at"].as_str().unwrap().parse().unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let search = app
+        .get(&format!(
+            "/availability?service_id={}&doctor_id={}&from={today}&to={}",
+            booking["service_id"].as_str().unwrap(),
+            booking["doctor_id"].as_str().unwrap(),
+            today + chrono::Duration::days(13)
+        ))
+        .await;
+    assert_eq!(search.status(), 200);
+    let search: Value = search.json().await.unwrap();
+    let starts: Vec<chrono::DateTime<chrono::Utc>> = search["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["slots"].as_array().unwrap())
+        .map(|s| s["start"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(!starts.is_empty(), "{search:#}");
+    assert!(
+        starts.iter().all(|s| *s > booked_at),
+        "a slot before the demo booking at {booked_at} was free: {starts:?}"
+    );
 
     // Again: every row is already present, nothing is added, the same appointment is shown.
     let (code, second, stderr) = import(&app, data.to_str().unwrap(), &[]);
     assert_eq!(code, Some(0), "second import: {second:#}\n{stderr}");
-    for file in files {
+    for file in FILES {
         let rows = data_rows(file).len() as u64;
         let r = file_report(&second, file);
         assert_eq!(
@@ -266,6 +374,39 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
          tres@example.net,Paciente Tres,+34 600 000 003,en,INACTIVE\n\
          cuatro@example.net,Paciente Cuatro,,,\n",
     );
+    dir.write(
+        "services.csv",
+        "name,duration_minutes,buffer_after_minutes\n\
+         Revisión,30,\n\
+         Limpieza,45,10\n\
+         revisión,20,\n",
+    );
+    dir.write(
+        "doctor_services.csv",
+        "doctor,service\n\
+         dr.ana.test,Revisión\n\
+         dr.nadie,Revisión\n\
+         DR.LUIS.TEST,limpieza\n\
+         dr.ana.test,Ortodoncia\n\
+         dr.ana.test,revisión\n",
+    );
+    // Madrid 09:00-14:00 and Canary 12:30-15:00 (13:30-16:00 in Madrid) meet in time.
+    dir.write(
+        "working_hours.csv",
+        "doctor,center,weekday,start,end\n\
+         dr.ana.test,Centro Bueno,monday,09:00,14:00\n\
+         dr.ana.test,Centro Canario,monday,12:30,15:00\n\
+         dr.ana.test,Centro Atlántida,tuesday,09:00,14:00\n\
+         dr.luis.test,Centro Canario,monday,12:30,15:00\n",
+    );
+    dir.write(
+        "agenda_exceptions.csv",
+        "doctor,kind,date,center,start,end,note\n\
+         dr.ana.test,time_off,2027-01-07,,,,Asuntos propios\n\
+         dr.luis.test,extra,2027-01-09,Centro Canario,10:00,13:00,Sábado extra\n\
+         dr.nadie,time_off,2027-01-07,,,,\n\
+         dr.luis.test,extra,2027-01-09,Centro Canario,10:00,13:00,otra vez\n",
+    );
     let expected: &[(&str, u64, &str)] = &[
         ("centers.csv", 3, "timezone: must be an IANA time zone"),
         ("centers.csv", 5, "language: must be `es` or `en`"),
@@ -283,6 +424,34 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
         ("patients.csv", 8, "status: must be ACTIVE or INACTIVE"),
         ("patients.csv", 9, "has 6 field(s), the header has 5"),
         ("patients.csv", 10, "email: the same as line 2 of this file"),
+        ("services.csv", 4, "name: the same as line 2 of this file"),
+        (
+            "doctor_services.csv",
+            3,
+            "doctor: no doctor has the username \"dr.nadie\"",
+        ),
+        (
+            "doctor_services.csv",
+            5,
+            "service: no service is called \"Ortodoncia\"",
+        ),
+        ("doctor_services.csv", 6, "the same as line 2 of this file"),
+        ("working_hours.csv", 3, ""), // 409 hours_overlap, checked below
+        (
+            "working_hours.csv",
+            4,
+            "center: no center is called \"Centro Atlántida\"",
+        ),
+        (
+            "agenda_exceptions.csv",
+            4,
+            "doctor: no doctor has the username \"dr.nadie\"",
+        ),
+        (
+            "agenda_exceptions.csv",
+            5,
+            "doctor, kind, date, center, start, end: the same as line 3 of this file",
+        ),
     ];
 
     let (code, report, stderr) = import(&app, dir.path(), &["--no-book"]);
@@ -304,6 +473,26 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
         })
         .collect();
     assert_eq!(failures.len(), expected.len(), "{failures:#?}");
+    let overlap = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == "working_hours.csv" && f["line"] == 3)
+        .unwrap();
+    assert_eq!(overlap["code"], "hours_overlap", "{overlap}");
+    let codes = |file: &str| -> Vec<&str> {
+        report["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["file"] == file && f["code"] != "invalid_row")
+            .map(|f| f["code"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        codes("doctor_services.csv"),
+        ["unknown_reference", "unknown_reference"]
+    );
     for ((file, line, reason), (want_file, want_line, want_reason)) in failures.iter().zip(expected)
     {
         assert_eq!(
@@ -321,6 +510,10 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
         ("users.csv", 1),
         ("doctors.csv", 2),
         ("patients.csv", 3),
+        ("services.csv", 2),
+        ("doctor_services.csv", 2),
+        ("working_hours.csv", 2),
+        ("agenda_exceptions.csv", 2),
     ] {
         assert_eq!(
             file_report(&report, file)["created"],
@@ -328,6 +521,19 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
             "{file}: {report:#}"
         );
     }
+    let agenda_counts = || async {
+        let mut counts = Vec::new();
+        for table in [
+            "services",
+            "doctor_services",
+            "working_hours",
+            "agenda_exceptions",
+        ] {
+            counts.push(count(&app, &format!("SELECT count(*) FROM {table}")).await);
+        }
+        counts
+    };
+    assert_eq!(agenda_counts().await, [2, 2, 2, 2]);
     assert_eq!(count(&app, "SELECT count(*) FROM centers").await, 2);
     assert_eq!(
         count(&app, "SELECT count(*) FROM users WHERE role = 'secretary'").await,
@@ -377,7 +583,37 @@ async fn broken_rows_are_reported_exactly_and_the_others_go_in() {
         ["patients.csv", "9", "0", "3", "6"],
         "rows, created, already present, failed:\n{text}"
     );
+    for (file, line) in [
+        (
+            "doctor_services.csv",
+            ["doctor_services.csv", "5", "0", "2", "3"],
+        ),
+        (
+            "working_hours.csv",
+            ["working_hours.csv", "4", "0", "2", "2"],
+        ),
+        (
+            "agenda_exceptions.csv",
+            ["agenda_exceptions.csv", "4", "0", "2", "2"],
+        ),
+    ] {
+        let shown: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with(file))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            shown, line,
+            "the same hours and exceptions are already present:\n{text}"
+        );
+    }
     assert_eq!(count(&app, "SELECT count(*) FROM patients").await, 3);
+    assert_eq!(
+        agenda_counts().await,
+        [2, 2, 2, 2],
+        "the second import added agenda rows"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,6 +649,7 @@ async fn bad_input_and_credentials_fail_clearly_and_passwords_are_never_shown() 
     );
     dir.write("doctors.csv", "username,name,specialty\n");
     dir.write("patients.csv", "email,name\n");
+    dir.write_no_agenda();
     let bad_header = cli_env(
         &app,
         &["import", "--dir", dir.path(), "--token", &app.admin_token],
@@ -436,6 +673,40 @@ async fn bad_input_and_credentials_fail_clearly_and_passwords_are_never_shown() 
         &[],
     );
     assert!(stderr(&no_file).contains("doctors.csv"), "{no_file:?}");
+    // The agenda files are read before anything is sent too.
+    dir.write("doctors.csv", "username,name,specialty\n");
+    std::fs::remove_file(dir.0.join("working_hours.csv")).unwrap();
+    let no_hours = cli_env(
+        &app,
+        &["import", "--dir", dir.path(), "--token", &app.admin_token],
+        &[],
+    );
+    assert_eq!(no_hours.status.code(), Some(2), "{no_hours:?}");
+    assert!(
+        stderr(&no_hours).contains("cannot open")
+            && stderr(&no_hours).contains("working_hours.csv"),
+        "{no_hours:?}"
+    );
+    dir.write_no_agenda();
+    dir.write(
+        "agenda_exceptions.csv",
+        "doctor,kind,date,centre\ndr.ana,time_off,2027-01-07,\n",
+    );
+    let bad_agenda = cli_env(
+        &app,
+        &["import", "--dir", dir.path(), "--token", &app.admin_token],
+        &[],
+    );
+    assert_eq!(bad_agenda.status.code(), Some(2), "{bad_agenda:?}");
+    assert!(
+        stderr(&bad_agenda).contains("agenda_exceptions.csv: unknown column \"centre\""),
+        "{bad_agenda:?}"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM centers").await,
+        0,
+        "nothing is sent when an agenda file is unusable"
+    );
 
     let data = shipped_data();
     let unreachable = cli_env(
@@ -494,6 +765,7 @@ async fn bad_input_and_credentials_fail_clearly_and_passwords_are_never_shown() 
     );
     good.write("doctors.csv", "username,name,specialty\n");
     good.write("patients.csv", "email,name\n");
+    good.write_no_agenda();
     let ok = cli_env(
         &app,
         &[

@@ -119,6 +119,15 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     pub fn start(binary_name: &str, settings: &Settings) -> ServiceProcess {
+        Self::start_with(binary_name, settings, &[])
+    }
+
+    /// Like [`ServiceProcess::start`], with more variables (they win over the settings').
+    pub fn start_with(
+        binary_name: &str,
+        settings: &Settings,
+        extra: &[(&str, String)],
+    ) -> ServiceProcess {
         let mut command = Command::new(binary(binary_name));
         for (key, _) in std::env::vars() {
             if key.starts_with("CITAFLOW__") || key == "CITAFLOW_CONFIG" {
@@ -127,6 +136,7 @@ impl ServiceProcess {
         }
         command
             .envs(environment(settings))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

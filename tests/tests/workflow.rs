@@ -188,7 +188,11 @@ async fn a_restarted_processor_keeps_a_doctor_behind_its_command_in_a_delay_topi
         tokio::task::spawn_blocking(move || read_all(&retry_topic, 1, Duration::from_secs(20)))
             .await
             .unwrap();
-    assert_eq!(retried.len(), 1, "the first command reached the second delay topic");
+    assert_eq!(
+        retried.len(),
+        1,
+        "the first command reached the second delay topic"
+    );
     processor.kill();
     drop(lock);
     let _successor = ServiceProcess::start("booking-processor", &app.settings);

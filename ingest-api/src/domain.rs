@@ -193,7 +193,8 @@ pub mod schema {
     /// Phone separators, dropped before checking the digits.
     const PHONE_SEPARATOR: &str = r"[ ()-]";
 
-    fn string(nullable: bool) -> ObjectBuilder {
+    /// A string schema, nullable or not.
+    pub(crate) fn string(nullable: bool) -> ObjectBuilder {
         let ty = if nullable {
             SchemaType::from_iter([Type::String, Type::Null])
         } else {

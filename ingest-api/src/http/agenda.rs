@@ -142,22 +142,12 @@ fn day_range(
 
 /// The field rules above as JSON Schemas for the OpenAPI document.
 mod schema {
-    use utoipa::openapi::{
-        KnownFormat, Object, ObjectBuilder, SchemaFormat,
-        schema::{SchemaType, Type},
-    };
+    use utoipa::openapi::{KnownFormat, Object, SchemaFormat};
 
     pub const TIME_PATTERN: &str = "^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$";
     pub const DATE_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
 
-    fn string(nullable: bool) -> ObjectBuilder {
-        let ty = if nullable {
-            SchemaType::from_iter([Type::String, Type::Null])
-        } else {
-            SchemaType::new(Type::String)
-        };
-        ObjectBuilder::new().schema_type(ty)
-    }
+    use crate::domain::schema::string;
 
     fn time(nullable: bool) -> Object {
         string(nullable)

@@ -77,7 +77,7 @@ pub struct NewBooking {
     /// patient who gives one gets 422). Without a service it is required.
     #[serde(
         default,
-        deserialize_with = "optional_whole_number",
+        deserialize_with = "crate::domain::optional_whole_number",
         skip_serializing_if = "Option::is_none"
     )]
     pub duration_minutes: Option<i64>,
@@ -87,28 +87,6 @@ pub struct NewBooking {
     /// keeps the doctor busy for. Unknown or inactive: 422.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_id: Option<Uuid>,
-}
-
-/// An integer as JSON Schema reads one: JSON has a single number type, so `30.0` is 30.
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-    let number = serde_json::Number::deserialize(deserializer)?;
-    number
-        .as_i64()
-        .or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        })
-        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {number}")))
-}
-
-fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
-    Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
 /// A validated booking request.
@@ -1095,7 +1073,7 @@ pub struct Reschedule {
     /// Between the configured bounds (`minimum`/`maximum` here); default: the old booking's
     /// duration. The new booking keeps the old one's service; when it has one, only staff
     /// may give a duration (as for a new booking).
-    #[serde(default, deserialize_with = "optional_whole_number")]
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     pub duration_minutes: Option<i64>,
     pub doctor_id: Option<Uuid>,
     pub center_id: Option<Uuid>,

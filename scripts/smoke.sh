@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end smoke test against the services `./dev up` started, the way a user meets them:
-# curl a booking in, see it confirmed through GET within 5 s, and find its email in Mailpit.
+# curl a booking in, see it confirmed through GET within 5 s, and find its email in Mailpit and
+# its SMS (sent by the stack's own SMS notifier) in the SMS sink's JSON list.
 set -euo pipefail
 
 api=${CITAFLOW_DEV_API_URL:-http://127.0.0.1:8080}
 mailpit=${CITAFLOW_DEV_MAILPIT_URL:-http://127.0.0.1:8025}
+sms_sink=${CITAFLOW_DEV_SMS_SINK_URL:-http://127.0.0.1:8026}
 export NO_PROXY=127.0.0.1,localhost
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -18,9 +20,10 @@ fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 
 suffix=$(date +%s%N)
 email="smoke-$suffix@example.test"
+phone="+346${suffix: -8}" # E.164, unique per run
 center=$(post /centers "{\"name\":\"Smoke Center $suffix\",\"address\":\"Calle Mayor 1, Madrid\",\"timezone\":\"Europe/Madrid\"}" | json "['id']")
 doctor=$(post /doctors '{"name":"Dr. Smoke","specialty":"General"}' | json "['id']")
-patient=$(post /patients "{\"name\":\"Smoke Patient\",\"email\":\"$email\",\"language\":\"en\"}" | json "['id']")
+patient=$(post /patients "{\"name\":\"Smoke Patient\",\"email\":\"$email\",\"phone\":\"$phone\",\"language\":\"en\"}" | json "['id']")
 start=$(date -u -d '+3 days' +%Y-%m-%dT%H:00:00Z)
 
 status=$(curl -sS -o /tmp/smoke-booking.json -w '%{http_code}' -X POST "$api/bookings" "${auth[@]}" \
@@ -49,4 +52,14 @@ while ((SECONDS <= deadline)); do
 done
 ((count == 1)) || fail "expected 1 email to $email in Mailpit, found $count"
 echo "smoke: email delivered to Mailpit"
+
+deadline=$((SECONDS + 10))
+count=0
+while ((SECONDS <= deadline)); do
+  count=$(curl -sS -G "$sms_sink/api/messages" --data-urlencode "to=$phone" | json "['total']")
+  ((count >= 1)) && break
+  sleep 0.2
+done
+((count == 1)) || fail "expected 1 SMS to $phone in the SMS sink, found $count"
+echo "smoke: SMS delivered to the SMS sink"
 echo "smoke: 1 passed, 0 failed"

@@ -23,7 +23,7 @@ SETTINGS_FILE=$RUN/settings.env
 SETTING_NAMES=(CITAFLOW_DEV_API_PORT CITAFLOW_DEV_KAFKA_PORT CITAFLOW_DEV_KAFKA_CONTROLLER_PORT
   CITAFLOW_DEV_REGISTRY_PORT CITAFLOW_DEV_REGISTRY_MANAGEMENT_PORT CITAFLOW_DEV_PG_PORT
   CITAFLOW_DEV_SMTP_PORT CITAFLOW_DEV_MAILPIT_UI_PORT CITAFLOW_DEV_PROCESSOR_PORT
-  CITAFLOW_DEV_NOTIFIER_EMAIL_PORT CITAFLOW_DEV_NOTIFIER_SMS_PORT CITAFLOW_DEV_NOTIFIER_SMS
+  CITAFLOW_DEV_NOTIFIER_EMAIL_PORT CITAFLOW_DEV_NOTIFIER_SMS_PORT CITAFLOW_DEV_SMS_SINK_PORT
   CITAFLOW_DEV_REQUEST_PARTITIONS CITAFLOW_DEV_EVENT_PARTITIONS CITAFLOW_DEV_REGISTRY_STORAGE)
 if [[ -f $SETTINGS_FILE ]]; then
   while IFS='=' read -r _k _v; do
@@ -46,7 +46,7 @@ MAILPIT_UI_PORT=${CITAFLOW_DEV_MAILPIT_UI_PORT:-8025}
 PROCESSOR_PORT=${CITAFLOW_DEV_PROCESSOR_PORT:-8090}
 NOTIFIER_EMAIL_PORT=${CITAFLOW_DEV_NOTIFIER_EMAIL_PORT:-8091}
 NOTIFIER_SMS_PORT=${CITAFLOW_DEV_NOTIFIER_SMS_PORT:-8092}
-NOTIFIER_SMS=${CITAFLOW_DEV_NOTIFIER_SMS:-0}
+SMS_SINK_PORT=${CITAFLOW_DEV_SMS_SINK_PORT:-8026} # the local Twilio-compatible SMS sink (sms-sink/)
 REQUEST_PARTITIONS=${CITAFLOW_DEV_REQUEST_PARTITIONS:-6}
 EVENT_PARTITIONS=${CITAFLOW_DEV_EVENT_PARTITIONS:-6}
 READY_TIMEOUT=${CITAFLOW_DEV_READY_TIMEOUT:-180}            # seconds per component
@@ -68,8 +68,9 @@ JWT_FILE=$RUN/secrets/jwt
 ADMIN_PASSWORD_FILE=$RUN/secrets/admin-password
 
 INFRA=(postgres kafka registry mailpit)
-SERVICES=(ingest-api booking-processor notifier-email)
-if [[ $NOTIFIER_SMS == 1 ]]; then SERVICES+=(notifier-sms); fi
+# sms-sink is built by cargo like the services, so it is started (and restarted when rebuilt)
+# with them; the SMS notifier sends to it.
+SERVICES=(ingest-api booking-processor notifier-email sms-sink notifier-sms)
 
 TOPICS=(
   "booking.requests:$REQUEST_PARTITIONS"
@@ -115,7 +116,7 @@ mkdirs() { mkdir -p "$RUN"/{logs,pids,secrets,kafka,registry/tmp,mailpit} "$CACH
 check_settings() {
   local v
   for v in API_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT REGISTRY_PORT REGISTRY_MANAGEMENT_PORT PG_PORT \
-    SMTP_PORT MAILPIT_UI_PORT PROCESSOR_PORT NOTIFIER_EMAIL_PORT NOTIFIER_SMS_PORT \
+    SMTP_PORT MAILPIT_UI_PORT PROCESSOR_PORT NOTIFIER_EMAIL_PORT NOTIFIER_SMS_PORT SMS_SINK_PORT \
     REQUEST_PARTITIONS EVENT_PARTITIONS READY_TIMEOUT STOP_TIMEOUT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "CITAFLOW_DEV_$v must be a number, got '${!v}'"
   done
@@ -139,7 +140,7 @@ settings_lines() {
     CITAFLOW_DEV_PROCESSOR_PORT "$PROCESSOR_PORT" \
     CITAFLOW_DEV_NOTIFIER_EMAIL_PORT "$NOTIFIER_EMAIL_PORT" \
     CITAFLOW_DEV_NOTIFIER_SMS_PORT "$NOTIFIER_SMS_PORT" \
-    CITAFLOW_DEV_NOTIFIER_SMS "$NOTIFIER_SMS" \
+    CITAFLOW_DEV_SMS_SINK_PORT "$SMS_SINK_PORT" \
     CITAFLOW_DEV_REQUEST_PARTITIONS "$REQUEST_PARTITIONS" \
     CITAFLOW_DEV_EVENT_PARTITIONS "$EVENT_PARTITIONS" \
     CITAFLOW_DEV_REGISTRY_STORAGE "$REGISTRY_STORAGE"
@@ -220,11 +221,12 @@ svc_port() {
   booking-processor) echo "$PROCESSOR_PORT" ;;
   notifier-email) echo "$NOTIFIER_EMAIL_PORT" ;;
   notifier-sms) echo "$NOTIFIER_SMS_PORT" ;;
+  sms-sink) echo "$SMS_SINK_PORT" ;;
   esac
 }
 svc_path() { echo "$ROOT/target/$PROFILE/$(svc_bin "$1")"; }
 is_service() {
   local s
-  for s in ingest-api booking-processor notifier-email notifier-sms; do [[ $1 == "$s" ]] && return 0; done
+  for s in ingest-api booking-processor notifier-email notifier-sms sms-sink; do [[ $1 == "$s" ]] && return 0; done
   return 1
 }

@@ -117,6 +117,7 @@ comp_ports() { # component -> "port SETTING" lines
   booking-processor) echo "$PROCESSOR_PORT CITAFLOW_DEV_PROCESSOR_PORT" ;;
   notifier-email) echo "$NOTIFIER_EMAIL_PORT CITAFLOW_DEV_NOTIFIER_EMAIL_PORT" ;;
   notifier-sms) echo "$NOTIFIER_SMS_PORT CITAFLOW_DEV_NOTIFIER_SMS_PORT" ;;
+  sms-sink) echo "$SMS_SINK_PORT CITAFLOW_DEV_SMS_SINK_PORT" ;;
   esac
 }
 check_ports_free() { # components that are about to start
@@ -268,8 +269,9 @@ Citaflow dev stack is up$([[ $services == 1 ]] || echo " (infrastructure only)")
   API            http://127.0.0.1:$API_PORT
   API docs       http://127.0.0.1:$API_PORT/docs   (OpenAPI: /openapi.json)
   Admin login    admin / password in .run/secrets/admin-password
-  Processor      http://127.0.0.1:$PROCESSOR_PORT   Notifier (email) http://127.0.0.1:$NOTIFIER_EMAIL_PORT
+  Processor      http://127.0.0.1:$PROCESSOR_PORT   Notifiers: email http://127.0.0.1:$NOTIFIER_EMAIL_PORT  sms http://127.0.0.1:$NOTIFIER_SMS_PORT
   Mailpit UI     http://127.0.0.1:$MAILPIT_UI_PORT   (SMTP 127.0.0.1:$SMTP_PORT)
+  SMS sink       http://127.0.0.1:$SMS_SINK_PORT   (JSON: /api/messages; Twilio API for the SMS notifier)
   Registry       http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7   (UI http://127.0.0.1:$REGISTRY_PORT/ui)
   Kafka          127.0.0.1:$KAFKA_PORT
   Postgres       postgres://citaflow:citaflow@127.0.0.1:$PG_PORT/citaflow
@@ -290,7 +292,7 @@ cmd_down() {
   fi
   local -a stopped=()
   refresh_states
-  for c in "${SERVICES[@]}" notifier-sms "${INFRA[@]}"; do
+  for c in "${SERVICES[@]}" "${INFRA[@]}"; do
     if p=$(running_pid "$c"); then stopped+=("$c:$p"); fi
   done
   # process-compose stops its processes (services first; each SIGTERM or its own signal,
@@ -382,7 +384,8 @@ canon() { # user-facing name -> component
   booking-processor | processor) echo booking-processor ;;
   notifier | notifier-email) echo notifier-email ;;
   notifier-sms) echo notifier-sms ;;
-  *) die "unknown component '$1' (postgres kafka registry mailpit ingest-api booking-processor notifier-email notifier-sms)" ;;
+  sms-sink | sms) echo sms-sink ;;
+  *) die "unknown component '$1' (postgres kafka registry mailpit ingest-api booking-processor notifier-email notifier-sms sms-sink)" ;;
   esac
 }
 

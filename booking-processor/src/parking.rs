@@ -112,7 +112,10 @@ impl Recovery {
                 payload: message.payload().unwrap_or_default().to_vec(),
                 timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
             });
-            if ends.get(&topic).is_some_and(|end| message.offset() + 1 >= *end) {
+            if ends
+                .get(&topic)
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
                 ends.remove(&topic);
             }
         }

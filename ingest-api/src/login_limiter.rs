@@ -117,7 +117,10 @@ impl LoginLimiter {
         let now = Instant::now();
         {
             let [_, pair_key, _] = Self::keys(username, ip);
-            self.failures.lock().expect("limiter lock").remove(&pair_key);
+            self.failures
+                .lock()
+                .expect("limiter lock")
+                .remove(&pair_key);
         }
         let mut known = self.known.lock().expect("limiter lock");
         if known.len() > MAX_ENTRIES {

@@ -23,15 +23,14 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Messages sent to `address`, newest first.
-pub async fn messages_to(address: &str) -> Vec<Mail> {
+/// Mailpit's summaries of the messages sent to `address` (at most `limit`), newest first.
+async fn search_to(http: &reqwest::Client, address: &str, limit: usize) -> Vec<Value> {
     let base = &Stack::get().mailpit;
-    let http = client();
     let search: Value = http
         .get(format!("{base}/api/v1/search"))
         .query(&[
             ("query", format!("to:\"{address}\"")),
-            ("limit", "200".into()),
+            ("limit", limit.to_string()),
         ])
         .send()
         .await
@@ -39,8 +38,24 @@ pub async fn messages_to(address: &str) -> Vec<Mail> {
         .json()
         .await
         .expect("Mailpit JSON");
+    search["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// The `Message-ID`s of the messages sent to `address`, newest first.
+pub async fn message_ids_to(address: &str) -> Vec<String> {
+    search_to(&client(), address, 1000)
+        .await
+        .iter()
+        .filter_map(|m| m["MessageID"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Messages sent to `address`, newest first.
+pub async fn messages_to(address: &str) -> Vec<Mail> {
+    let base = &Stack::get().mailpit;
+    let http = client();
     let mut out = Vec::new();
-    for summary in search["messages"].as_array().cloned().unwrap_or_default() {
+    for summary in search_to(&http, address, 200).await {
         let id = summary["ID"].as_str().unwrap_or_default().to_string();
         let full: Value = http
             .get(format!("{base}/api/v1/message/{id}"))

@@ -24,7 +24,7 @@ use std::{
 
 use chrono::{Duration as Minutes, Utc};
 use citaflow_tests::{
-    ADMIN_PASSWORD, ADMIN_USERNAME, Services, Stack, TestApp, process::ServiceProcess, read_all,
+    ADMIN_PASSWORD, ADMIN_USERNAME, Services, TestApp, process::ServiceProcess, read_all,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -479,7 +479,7 @@ async fn one_run(run: usize) {
     }
     let mut copies = 0;
     for (email, expected) in &by_patient {
-        let found = mailpit_message_ids(email).await;
+        let found = citaflow_tests::mailpit::message_ids_to(email).await;
         for id in expected {
             let n = found
                 .iter()
@@ -501,29 +501,6 @@ async fn one_run(run: usize) {
     );
     log(started, &format!("run {run}: every invariant holds"));
     drop(services);
-}
-
-/// Message-IDs of the messages Mailpit holds for `address`.
-async fn mailpit_message_ids(address: &str) -> Vec<String> {
-    let base = &Stack::get().mailpit;
-    let search: Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/search"))
-        .query(&[
-            ("query", format!("to:\"{address}\"")),
-            ("limit", "1000".into()),
-        ])
-        .send()
-        .await
-        .expect("Mailpit search")
-        .json()
-        .await
-        .expect("Mailpit JSON");
-    search["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["MessageID"].as_str().map(str::to_owned))
-        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]

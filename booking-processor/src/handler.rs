@@ -81,8 +81,8 @@ impl Handler {
     /// its commands (see `parking.rs`).
     pub async fn recover_parking(&self, partition: i32) {
         let recovery = self.recovery.clone();
-        let waiting = match tokio::task::spawn_blocking(move || recovery.waiting(partition)).await
-        {
+        let scan = tokio::task::spawn_blocking(move || recovery.waiting(partition));
+        let waiting = match scan.await {
             Ok(Ok(waiting)) => waiting,
             Ok(Err(err)) => {
                 tracing::warn!(partition, error = %err, "parking not rebuilt from the delay topics");

@@ -31,6 +31,31 @@ use crate::{
 pub struct Rules {
     pub min_duration_minutes: i64,
     pub max_duration_minutes: i64,
+    /// The platform's reminder offsets (a center may have its own).
+    pub reminders: ReminderOffsets,
+}
+
+/// Up to 10 reminder offsets in minutes (`processor.reminder_offsets_minutes`), kept inline so
+/// that [`Rules`] stays `Copy`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReminderOffsets {
+    minutes: [i32; 10],
+    len: usize,
+}
+
+impl ReminderOffsets {
+    pub fn new(offsets: &[u32]) -> Self {
+        let mut out = Self::default();
+        for &o in offsets.iter().take(10) {
+            out.minutes[out.len] = i32::try_from(o).unwrap_or(i32::MAX);
+            out.len += 1;
+        }
+        out
+    }
+
+    pub fn as_slice(&self) -> &[i32] {
+        &self.minutes[..self.len]
+    }
 }
 
 impl From<&ProcessorSettings> for Rules {
@@ -38,6 +63,7 @@ impl From<&ProcessorSettings> for Rules {
         Self {
             min_duration_minutes: settings.min_duration_minutes,
             max_duration_minutes: settings.max_duration_minutes,
+            reminders: ReminderOffsets::new(&settings.reminder_offsets_minutes),
         }
     }
 }
@@ -529,6 +555,28 @@ async fn write_decision(
     store::write_decided(conn, &create.appointment(command), outcome, now).await
 }
 
+/// Writes the reminders of a booking just confirmed, in the same transaction (see
+/// `booking-store/src/reminders.rs`).
+async fn schedule_reminders(
+    conn: &mut PgConnection,
+    rules: Rules,
+    command: &Command,
+    create: &Create,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let booking = create.appointment(command);
+    store::reminders::schedule(
+        conn,
+        booking.id,
+        booking.center_id,
+        booking.starts_at,
+        rules.reminders.as_slice(),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Confirms the booking if every rule passes; the exclusion constraint has the final word.
 /// Runs inside a savepoint so a constraint violation leaves the transaction usable.
 async fn try_confirm(
@@ -568,6 +616,9 @@ async fn decide_create(
     now: DateTime<Utc>,
 ) -> Result<Vec<Draft>, ProcessError> {
     let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
+    if rejection.is_none() && confirmed {
+        schedule_reminders(conn, rules, command, create, now).await?;
+    }
     match rejection {
         None if confirmed => Ok(vec![Draft::for_create(
             create,
@@ -634,6 +685,7 @@ async fn decide_cancel(
         now,
     )
     .await?;
+    store::reminders::drop_pending(conn, cancel.booking_id, "cancelled").await?;
     Ok(vec![cancelled_draft(
         cancel.booking_id,
         &existing,
@@ -766,6 +818,9 @@ async fn decide_reschedule(
             sqlx::query("RELEASE SAVEPOINT reschedule")
                 .execute(&mut *conn)
                 .await?;
+            // The old booking's reminders stop; the new one gets its own.
+            store::reminders::drop_pending(conn, previous_id, "moved").await?;
+            schedule_reminders(conn, rules, command, create, now).await?;
             Ok(vec![
                 Draft::for_create(
                     create,
@@ -817,6 +872,10 @@ mod tests {
     const RULES: Rules = Rules {
         min_duration_minutes: 5,
         max_duration_minutes: 480,
+        reminders: ReminderOffsets {
+            minutes: [0; 10],
+            len: 0,
+        },
     };
 
     fn code(r: Option<Rejection>) -> &'static str {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod expiry;
 pub mod handler;
 pub mod parking;
+pub mod reminders;
 pub mod retry;
 
 use std::{sync::Arc, time::Duration};
@@ -37,6 +38,7 @@ pub struct Application {
     port: u16,
     drain: Duration,
     sweeper: expiry::Sweeper,
+    reminders: reminders::Scheduler,
 }
 
 impl Application {
@@ -67,6 +69,13 @@ impl Application {
             &settings.topics.requests,
             &settings.processor,
         );
+        let reminders = reminders::Scheduler::new(
+            pool.clone(),
+            producer.clone(),
+            AvroCodec::new(registry.clone(), &settings.topics.events),
+            &settings.topics.events,
+            &settings.processor,
+        );
         let handler = Handler::new(
             pool.clone(),
             producer.clone(),
@@ -92,6 +101,7 @@ impl Application {
             port,
             drain,
             sweeper,
+            reminders,
         })
     }
 
@@ -112,6 +122,7 @@ impl Application {
         });
         tracing::info!(port = self.port, "booking-processor started");
         let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
+        let reminders = tokio::spawn(self.reminders.run(shutdown.clone()));
         let runtime = tokio::runtime::Handle::current();
         let (consumer, handler, topology) = (self.consumer, self.handler, self.topology);
         let poll_shutdown = shutdown.clone();
@@ -130,6 +141,7 @@ impl Application {
         ops_shutdown.cancel();
         let _ = ops.await;
         let _ = sweeper.await;
+        let _ = reminders.await;
         Ok(())
     }
 }

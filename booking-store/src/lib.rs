@@ -23,8 +23,12 @@
 //!   still occupies its time, so the constraint and the agenda see it as before. It is written
 //!   only on a confirmed row whose start has passed ([`mark_attendance`]); once written the
 //!   booking is no longer active ([`Existing::is_active`]): it cannot be cancelled or moved.
+//! - A confirmation writes its reminders and a cancel or move drops them, in the same
+//!   transaction ([`reminders`]).
 //! - Every decision sends [`notify_decided`] in its transaction; API requests waiting for the
 //!   outcome (`Prefer: wait`) listen on [`DECIDED_CHANNEL`]. The notice is delivered on commit.
+
+pub mod reminders;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, Postgres, Row, postgres::PgArguments, query::Query};

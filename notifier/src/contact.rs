@@ -39,6 +39,25 @@ pub struct EventIds {
 
 /// Looks up the patient, center, doctor and the booking's history. `None` when the patient is
 /// unknown (e.g. a booking rejected because the patient does not exist).
+/// Whether the booking is still confirmed, with no attendance recorded, at the start (epoch
+/// milliseconds) an event announced: a reminder is sent only then.
+pub async fn still_confirmed(
+    pool: &PgPool,
+    booking_id: Uuid,
+    starts_at_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<bool> = sqlx::query_scalar(
+        "SELECT status = 'confirmed' AND attendance IS NULL
+                AND (extract(epoch FROM starts_at) * 1000)::bigint = $2
+           FROM appointments WHERE id = $1",
+    )
+    .bind(booking_id)
+    .bind(starts_at_ms)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.unwrap_or(false))
+}
+
 pub async fn resolve(
     pool: &PgPool,
     ids: EventIds,

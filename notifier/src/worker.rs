@@ -360,6 +360,17 @@ impl Worker {
         if !templates::tells_the_patient(event.kind) {
             return Ok(Prepared::Done(Closing::Skipped("not_notified")));
         }
+        // A reminder read late (this notifier was down) is still sent before the visit, never
+        // after it has started, and never for a booking cancelled or moved since.
+        if event.kind == BookingEventKind::ReminderDue {
+            let starts_at = chrono::DateTime::from_timestamp_millis(event.starts_at);
+            if starts_at.is_none_or(|t| t <= Utc::now()) {
+                return Ok(Prepared::Done(Closing::Skipped("too_late")));
+            }
+            if !contact::still_confirmed(&self.pool, ids.booking_id, event.starts_at).await? {
+                return Ok(Prepared::Done(Closing::Skipped("not_confirmed")));
+            }
+        }
         let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await?
         else {
             return Ok(Prepared::Done(Closing::Skipped("patient_unknown")));

@@ -195,6 +195,14 @@ impl Settings {
         if self.topics.retry_delays_ms.windows(2).any(|w| w[0] > w[1]) {
             bail!("topics.retry_delays_ms must not decrease");
         }
+        if self.processor.reminder_offsets_minutes.contains(&0)
+            || self.processor.reminder_offsets_minutes.len() > 10
+        {
+            bail!("processor.reminder_offsets_minutes: at most 10, each positive");
+        }
+        if self.processor.reminder_poll_interval_ms == 0 {
+            bail!("processor.reminder_poll_interval_ms must be positive");
+        }
         if self.processor.drain_timeout_ms == 0 {
             bail!("processor.drain_timeout_ms must be positive");
         }
@@ -505,6 +513,13 @@ pub struct ProcessorSettings {
     /// How often each processor looks for such bookings.
     #[serde(deserialize_with = "lenient::number")]
     pub pending_sweep_interval_secs: u64,
+    /// When patients are reminded of a confirmed visit, in minutes before its start, by email
+    /// and SMS (a center's own `reminder_offsets_minutes` overrides it; empty: none).
+    pub reminder_offsets_minutes: Vec<u32>,
+    /// How often each processor looks for reminders that are due (a reminder is published at
+    /// most this late).
+    #[serde(deserialize_with = "lenient::number")]
+    pub reminder_poll_interval_ms: u64,
 }
 
 impl Default for ProcessorSettings {
@@ -516,6 +531,8 @@ impl Default for ProcessorSettings {
             max_duration_minutes: 480,
             expire_pending_after_secs: 300,
             pending_sweep_interval_secs: 30,
+            reminder_offsets_minutes: vec![24 * 60],
+            reminder_poll_interval_ms: 5_000,
         }
     }
 }

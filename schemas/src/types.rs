@@ -51,6 +51,10 @@ pub enum BookingEventKind {
     Attended,
     /// The patient did not come (recorded by staff once the visit started).
     NoShow,
+    /// A confirmed visit is one of its reminder offsets away: the notifiers remind the
+    /// patient. `reason_code` names the offset (`reminder_1440m`); the status stays
+    /// `CONFIRMED`. One per booking and offset, its event id derived from both.
+    ReminderDue,
 }
 
 /// Status of a booking after an event.
@@ -205,6 +209,7 @@ mod tests {
             BookingEventKind::Rescheduled,
             BookingEventKind::Attended,
             BookingEventKind::NoShow,
+            BookingEventKind::ReminderDue,
         ] {
             let mut e = event();
             e.kind = kind;
@@ -235,7 +240,7 @@ mod tests {
     }
 
     /// Every earlier version of each schema, oldest first: (name, text, the current schema).
-    const HISTORY: [(&str, &str, &str); 4] = [
+    const HISTORY: [(&str, &str, &str); 6] = [
         (
             "booking_command.v1",
             include_str!("../avro/history/booking_command.v1.avsc"),
@@ -256,16 +261,34 @@ mod tests {
             include_str!("../avro/history/booking_event.v2.avsc"),
             crate::BOOKING_EVENT_AVSC,
         ),
+        (
+            "booking_command.v3",
+            include_str!("../avro/history/booking_command.v3.avsc"),
+            crate::BOOKING_COMMAND_AVSC,
+        ),
+        (
+            "booking_event.v3",
+            include_str!("../avro/history/booking_event.v3.avsc"),
+            crate::BOOKING_EVENT_AVSC,
+        ),
     ];
 
-    /// Symbols the current enums gained after `version` (v3: the attendance kinds). A reader
+    /// Symbols the current enums gained after `version` (v3: the attendance kinds; v4: the
+    /// reminders). A reader
     /// still on an earlier version cannot read a record that uses one (Avro resolves an
     /// unknown symbol only to a reader's enum default, and those enums have none): it reads
     /// every other record, and a consumer that reads with the writer's schema from the
     /// registry (a stock Confluent deserializer) reads them all.
     fn symbols_added_after(version: &str) -> &'static [&'static str] {
         match version {
-            "v1" | "v2" => &["MARK_ATTENDED", "MARK_NO_SHOW", "ATTENDED", "NO_SHOW"],
+            "v1" | "v2" => &[
+                "MARK_ATTENDED",
+                "MARK_NO_SHOW",
+                "ATTENDED",
+                "NO_SHOW",
+                "REMINDER_DUE",
+            ],
+            "v3" => &["REMINDER_DUE"],
             _ => &[],
         }
     }
@@ -329,6 +352,7 @@ mod tests {
                     BookingEventKind::Rescheduled,
                     BookingEventKind::Attended,
                     BookingEventKind::NoShow,
+                    BookingEventKind::ReminderDue,
                 ] {
                     let e = BookingEvent { kind, ..event() };
                     let Value::String(symbol) = apache_avro::to_value(kind).unwrap() else {

@@ -22,6 +22,8 @@ const COMMAND_V1: &str = include_str!("../../schemas/avro/history/booking_comman
 const EVENT_V1: &str = include_str!("../../schemas/avro/history/booking_event.v1.avsc");
 const COMMAND_V2: &str = include_str!("../../schemas/avro/history/booking_command.v2.avsc");
 const EVENT_V2: &str = include_str!("../../schemas/avro/history/booking_event.v2.avsc");
+const COMMAND_V3: &str = include_str!("../../schemas/avro/history/booking_command.v3.avsc");
+const EVENT_V3: &str = include_str!("../../schemas/avro/history/booking_event.v3.avsc");
 
 /// A `BookingCommand` as a producer built against v1 writes it: no `service_id`.
 #[derive(Serialize)]
@@ -278,14 +280,17 @@ async fn the_registry_refuses_an_incompatible_change() {
 
 /// Each schema's versions, registered in order on a subject held to BACKWARD, as a registry
 /// that has seen every release: each is accepted (v3 appends enum symbols: the attendance
-/// kinds). A service rolled back to v2 still starts: registering v2 again answers its id.
+/// kinds; the current one appends REMINDER_DUE). A service rolled back to v2 still starts: registering v2 again answers its id.
 #[tokio::test]
 async fn every_version_registers_after_the_previous_one() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = registry();
     for (name, versions) in [
-        ("command", [COMMAND_V1, COMMAND_V2, BOOKING_COMMAND_AVSC]),
-        ("event", [EVENT_V1, EVENT_V2, BOOKING_EVENT_AVSC]),
+        (
+            "command",
+            [COMMAND_V1, COMMAND_V2, COMMAND_V3, BOOKING_COMMAND_AVSC],
+        ),
+        ("event", [EVENT_V1, EVENT_V2, EVENT_V3, BOOKING_EVENT_AVSC]),
     ] {
         let subject = format!("t{}.{name}-versions-value", Uuid::new_v4().simple());
         let mut ids = Vec::new();
@@ -297,8 +302,11 @@ async fn every_version_registers_after_the_previous_one() {
                 .unwrap_or_else(|e| panic!("{name} v{} is refused after v{i}: {e}", i + 1));
             ids.push(id);
         }
-        assert_eq!(ids.len(), 3);
+        assert_eq!(ids.len(), 4);
+        // The command schema did not change after v3: the registry answers v3's id again.
+        let last_is_new = name == "event";
         assert!(ids[0] != ids[1] && ids[1] != ids[2], "{name}: {ids:?}");
+        assert_eq!(ids[2] != ids[3], last_is_new, "{name}: {ids:?}");
         // A fresh client (empty cache), so the registry itself answers.
         let v2 = Schema::parse_str(versions[1]).unwrap();
         match registry().register(&subject, versions[1], &v2).await {
@@ -311,7 +319,7 @@ async fn every_version_registers_after_the_previous_one() {
 
 /// The analytics consumer of the README (a stock Confluent deserializer: the writer's schema
 /// by id from the registry, no reader schema of its own) decodes the attendance events, and
-/// one still reading into v2 reads the other kinds as before.
+/// one still reading into v2 reads the other kinds as before. The same for the reminders.
 #[tokio::test]
 async fn an_analytics_consumer_decodes_the_attendance_kinds() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -327,6 +335,7 @@ async fn an_analytics_consumer_decodes_the_attendance_kinds() {
     for (kind, symbol) in [
         (BookingEventKind::Attended, "ATTENDED"),
         (BookingEventKind::NoShow, "NO_SHOW"),
+        (BookingEventKind::ReminderDue, "REMINDER_DUE"),
         (BookingEventKind::Confirmed, "CONFIRMED"),
     ] {
         let event = citaflow_schemas::BookingEvent {

@@ -62,6 +62,9 @@ pub enum Action {
     Moved,
     Attended,
     NoShow,
+    /// The patient was sent a reminder (by email and SMS); `reason_code` names the offset
+    /// (`reminder_1440m`). No actor: the platform sends it.
+    Reminded,
 }
 
 /// Who made a change: the user who sent the request, with their role.
@@ -277,6 +280,7 @@ fn entries(chain: &[Link], events: &[Recorded], visible: &HashSet<Uuid>) -> Vec<
             BookingEventKind::Rescheduled => (Action::Moved, from, Some(booking_id)),
             BookingEventKind::Attended => (Action::Attended, None, None),
             BookingEventKind::NoShow => (Action::NoShow, None, None),
+            BookingEventKind::ReminderDue => (Action::Reminded, None, None),
         };
         let shown = visible.contains(&booking_id)
             || (action == Action::Moved && from.is_some_and(|f| visible.contains(&f)));

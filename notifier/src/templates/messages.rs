@@ -33,6 +33,22 @@ pub(super) fn message(kind: BookingEventKind, lang: Lang, facts: &Facts<'_>) -> 
     // (subject, body paragraphs, sms)
     let (subject, paragraphs, sms): (String, Vec<String>, String) = match (kind, lang) {
         (BookingEventKind::Attended | BookingEventKind::NoShow, _) => return None,
+        (BookingEventKind::ReminderDue, Lang::Es) => (
+            format!("Recordatorio de su cita: {when}"),
+            vec![
+                format!("Le recordamos su cita con {doctor} en {place} el {when_range} (hora de {city})."),
+                "Si no puede acudir, cancélela o cámbiela cuanto antes para que otro paciente pueda aprovechar la hora.".into(),
+            ],
+            format!("Recordatorio: cita con {doctor} en {center} el {when_short}."),
+        ),
+        (BookingEventKind::ReminderDue, Lang::En) => (
+            format!("Appointment reminder: {when}"),
+            vec![
+                format!("This is a reminder of your appointment with {doctor} at {place} on {when_range} ({city} time)."),
+                "If you cannot come, please cancel or move it as soon as possible so that another patient can have the time.".into(),
+            ],
+            format!("Reminder: appointment with {doctor} at {center} on {when_short}."),
+        ),
         (BookingEventKind::Confirmed, Lang::Es) => (
             format!("Cita confirmada: {when}"),
             vec![

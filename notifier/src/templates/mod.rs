@@ -117,7 +117,8 @@ pub fn tells_the_patient(kind: BookingEventKind) -> bool {
         BookingEventKind::Confirmed
         | BookingEventKind::Rejected
         | BookingEventKind::Cancelled
-        | BookingEventKind::Rescheduled => true,
+        | BookingEventKind::Rescheduled
+        | BookingEventKind::ReminderDue => true,
         BookingEventKind::Attended | BookingEventKind::NoShow => false,
     }
 }
@@ -166,7 +167,10 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option
     let calendar = match event.kind {
         BookingEventKind::Confirmed | BookingEventKind::Rescheduled => Some(IcsMethod::Publish),
         BookingEventKind::Cancelled => Some(IcsMethod::Cancel),
-        BookingEventKind::Rejected | BookingEventKind::Attended | BookingEventKind::NoShow => None,
+        BookingEventKind::Rejected
+        | BookingEventKind::Attended
+        | BookingEventKind::NoShow
+        | BookingEventKind::ReminderDue => None,
     };
     let ics = calendar.map(|method| {
         let (summary, description, file_name) = words::calendar(lang, &facts.doctor, &facts.place);
@@ -450,6 +454,7 @@ mod tests {
             BookingEventKind::Rejected,
             BookingEventKind::Cancelled,
             BookingEventKind::Rescheduled,
+            BookingEventKind::ReminderDue,
         ] {
             for lang in [Lang::Es, Lang::En] {
                 let mut c = ctx(lang);

@@ -11,7 +11,8 @@ set -euo pipefail
 runs=${1:-3}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "usage: ./dev chaos [runs]"
 CITAFLOW_DEV_SERVICES=1 "$ROOT/dev" up
-cargo build --quiet -p citaflow-tests --bin chaos
+# the run starts its own service processes from the debug build: build them, and itself
+cargo build --quiet --bins -p ingest-api -p booking-processor -p notifier -p citaflow-tests
 set -a
 # shellcheck source=/dev/null
 . "$ENV_FILE"

@@ -382,7 +382,8 @@ pub fn free_slots(
         }
         while start + spec.duration <= window.end {
             let occupied = spec.occupied(start);
-            while first < busy.len() && busy[first].end <= occupied.start - Duration::days(1) {
+            // Busy time over before this candidate is over for every later one too.
+            while first < busy.len() && busy[first].end <= occupied.start {
                 first += 1;
             }
             let clash = busy[first..]

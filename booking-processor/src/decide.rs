@@ -370,6 +370,7 @@ async fn check_rules(
                 (SELECT active FROM centers WHERE id = $2) AS center_active,
                 (SELECT timezone FROM centers WHERE id = $2) AS timezone,
                 (SELECT status FROM patients WHERE id = $3) AS patient_status,
+                EXISTS (SELECT 1 FROM working_hours WHERE doctor_id = $1) AS on_agenda,
                 (SELECT active FROM s) AS service_active,
                 (SELECT offered FROM s) AS service_offered,
                 coalesce((SELECT buffer_before_minutes FROM s), 0)::int8 AS buffer_before,
@@ -422,11 +423,16 @@ async fn check_rules(
     let visit = agenda::Interval::new(create.slot.starts_at, create.slot.ends_at);
     let from = agenda::local_date(tz, visit.start) - chrono::Duration::days(1);
     let to = agenda::local_date(tz, visit.end) + chrono::Duration::days(1);
-    let agendas = agenda::load(&mut *conn, &[create.doctor_id], from, to).await?;
-    let verdict = agendas
-        .get(&create.doctor_id)
-        .map(|a| a.check(create.center_id, tz, visit))
-        .unwrap_or(agenda::Verdict::NoAgenda);
+    // A doctor not on the agenda costs no more round trips.
+    let verdict = if row.try_get("on_agenda")? {
+        agenda::load(&mut *conn, &[create.doctor_id], from, to)
+            .await?
+            .get(&create.doctor_id)
+            .map(|a| a.check(create.center_id, tz, visit))
+            .unwrap_or(agenda::Verdict::NoAgenda)
+    } else {
+        agenda::Verdict::NoAgenda
+    };
     Ok((
         agenda_rejection(verdict).or(facts.taken.then(slot_taken)),
         buffers,

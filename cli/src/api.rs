@@ -290,6 +290,43 @@ impl Api {
         Ok(Reply { status, body })
     }
 
+    /// Creates every item through `POST /{resource}/bulk`, answering their ids in order; any
+    /// refused item is an error naming why (for tools that prepare their own data).
+    pub async fn create_all(
+        &self,
+        resource: &str,
+        items: Vec<Value>,
+    ) -> anyhow::Result<Vec<String>> {
+        let reply = self
+            .send(
+                Method::POST,
+                &format!("{resource}/bulk"),
+                Some(&Value::Array(items)),
+            )
+            .await?;
+        if reply.status != StatusCode::OK {
+            bail!(
+                "preparing {resource}: {} ({})",
+                reply.reason(),
+                reply.status
+            );
+        }
+        reply.body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|result| match result["id"].as_str() {
+                Some(id) => Ok(id.to_owned()),
+                None => Err(anyhow!(
+                    "preparing {resource}: {}",
+                    result["error"]["message"]
+                        .as_str()
+                        .unwrap_or("an item failed")
+                )),
+            })
+            .collect()
+    }
+
     /// Fetches every page of a list endpoint (`path` with its filters).
     pub async fn list_all(&self, path: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();

@@ -68,26 +68,6 @@ async fn created(api: &Api, path: &str, body: Value) -> anyhow::Result<String> {
         .context("created without an id")
 }
 
-async fn bulk(api: &Api, path: &str, items: Vec<Value>) -> anyhow::Result<Vec<String>> {
-    let reply = api
-        .send(Method::POST, path, Some(&Value::Array(items)))
-        .await?;
-    if reply.status != StatusCode::OK {
-        bail!("POST /{path}: {} ({})", reply.reason(), reply.status);
-    }
-    reply.body["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            r["id"]
-                .as_str()
-                .map(str::to_owned)
-                .with_context(|| format!("POST /{path}: an item failed: {}", r["error"]["message"]))
-        })
-        .collect()
-}
-
 /// The Monday at least two days from today (so no slot is inside the booking notice).
 fn first_monday(today: NaiveDate) -> NaiveDate {
     let mut day = today + Days::days(2);
@@ -127,9 +107,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         json!({"name": format!("Clínica {prefix}"), "address": "Calle Mayor 1, Madrid", "timezone": "Europe/Madrid"}),
     )
     .await?;
-    let doctors = bulk(
-        &api,
-        "doctors/bulk",
+    let doctors = api.create_all(
+        "doctors",
         (0..args.doctors)
             .map(|i| json!({"name": format!("Dr. {prefix} {i}"), "specialty": "Odontología", "username": format!("{prefix}-doctor-{i}")}))
             .collect(),
@@ -153,7 +132,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
-    bulk(&api, "working-hours/bulk", hours).await?;
+    api.create_all("working-hours", hours).await?;
 
     // Distinct (doctor, start) pairs spread over the weeks: a deterministic shuffle.
     let starts = grid(monday, args.weeks);
@@ -169,9 +148,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         slots.swap(i, (state % (i as u64 + 1)) as usize);
     }
     slots.truncate((args.appointments as usize).min(total));
-    let patients = bulk(
-        &api,
-        "patients/bulk",
+    let patients = api.create_all(
+        "patients",
         (0..slots.len().div_ceil(PER_PATIENT as usize))
             .map(|i| json!({"name": format!("Paciente {prefix} {i}"), "email": format!("{prefix}-{i}@example.test")}))
             .collect(),

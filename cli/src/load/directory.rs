@@ -2,7 +2,6 @@
 //! prefix, or with `--reuse` the active ones already in the API.
 
 use anyhow::bail;
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -15,36 +14,6 @@ pub(super) struct Directory {
     pub doctors: Vec<String>,
     pub patients: Vec<String>,
     pub prefix: Option<String>,
-}
-
-async fn bulk_create(api: &Api, resource: &str, items: Vec<Value>) -> anyhow::Result<Vec<String>> {
-    let reply = api
-        .send(
-            Method::POST,
-            &format!("{resource}/bulk"),
-            Some(&Value::Array(items)),
-        )
-        .await?;
-    if reply.status != StatusCode::OK {
-        bail!(
-            "preparing {resource}: {} ({})",
-            reply.reason(),
-            reply.status
-        );
-    }
-    let mut ids = Vec::new();
-    for result in reply.body["results"].as_array().into_iter().flatten() {
-        match result["id"].as_str() {
-            Some(id) => ids.push(id.to_owned()),
-            None => bail!(
-                "preparing {resource}: {}",
-                result["error"]["message"]
-                    .as_str()
-                    .unwrap_or("an item failed")
-            ),
-        }
-    }
-    Ok(ids)
 }
 
 pub(super) async fn prepare(api: &Api, args: &LoadArgs) -> anyhow::Result<Directory> {
@@ -98,9 +67,9 @@ pub(super) async fn prepare(api: &Api, args: &LoadArgs) -> anyhow::Result<Direct
         .map(|i| json!({"name": format!("Paciente de carga {i}"), "email": format!("{prefix}-p{i}@example.com"), "language": if i % 5 == 0 { "en" } else { "es" }}))
         .collect();
     Ok(Directory {
-        centers: bulk_create(api, "centers", centers).await?,
-        doctors: bulk_create(api, "doctors", doctors).await?,
-        patients: bulk_create(api, "patients", patients).await?,
+        centers: api.create_all("centers", centers).await?,
+        doctors: api.create_all("doctors", doctors).await?,
+        patients: api.create_all("patients", patients).await?,
         prefix: Some(prefix),
     })
 }

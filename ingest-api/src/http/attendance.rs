@@ -7,7 +7,7 @@
 use axum::{
     Json,
     extract::State,
-    http::{HeaderMap, HeaderName, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
@@ -203,40 +203,17 @@ async fn mark_attendance(
             // The processor reads the rest from the appointment row.
             service_id: None,
         };
-        if let Some(key) = &key {
-            idempotency::claim_alone(&state, key, id, take_over).await?;
-        }
-        if let Err(err) = bookings::publish(&state, &command).await {
-            if let Some(key) = &key {
-                idempotency::release(&state, key, true).await;
-            }
-            return Err(err);
-        }
-        metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => "attendance")
-            .increment(1);
-        tracing::info!(outcome = outcome.as_str(), "attendance accepted");
-        let done = match wait {
-            Some(wait) => bookings::await_booking(&state, id, wait, recorded).await?,
-            None => None,
-        };
-        let applied = wait.map(|w| {
-            [(
-                HeaderName::from_static("preference-applied"),
-                format!("wait={}", w.as_secs()),
-            )]
-        });
-        let response = match done {
-            Some(b) => (StatusCode::OK, applied, Json(b)).into_response(),
-            None => {
-                let accepted = Accepted {
-                    booking_id: id,
-                    status: booking.status.clone(),
-                    previous_booking_id: None,
-                };
-                (StatusCode::ACCEPTED, applied, Json(accepted)).into_response()
-            }
-        };
-        Ok(bookings::answer(&state, key.as_ref(), response).await)
+        bookings::send_about_existing(
+            &state,
+            key.as_ref(),
+            take_over,
+            &command,
+            &booking,
+            wait,
+            "attendance",
+            recorded,
+        )
+        .await
     }
     .instrument(span)
     .await

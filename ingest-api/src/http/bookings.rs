@@ -1026,42 +1026,70 @@ async fn cancel_booking(
             requested_at: Utc::now().timestamp_millis(),
             service_id: booking.service_id.map(|id| id.to_string()),
         };
-        if let Some(key) = &key {
-            idempotency::claim_alone(&state, key, id, take_over).await?;
-        }
-        if let Err(err) = publish(&state, &command).await {
-            if let Some(key) = &key {
-                idempotency::release(&state, key, true).await;
-            }
-            return Err(err);
-        }
-        metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => "cancel").increment(1);
-        tracing::info!("cancellation accepted");
-        let done = match wait {
-            Some(wait) => await_booking(&state, id, wait, |b| b.status == "cancelled").await?,
-            None => None,
-        };
-        let applied = wait.map(|w| {
-            [(
-                HeaderName::from_static("preference-applied"),
-                format!("wait={}", w.as_secs()),
-            )]
-        });
-        let response = match done {
-            Some(b) => (StatusCode::OK, applied, Json(b)).into_response(),
-            None => {
-                let accepted = Accepted {
-                    booking_id: id,
-                    status: booking.status.clone(),
-                    previous_booking_id: None,
-                };
-                (StatusCode::ACCEPTED, applied, Json(accepted)).into_response()
-            }
-        };
-        Ok(answer(&state, key.as_ref(), response).await)
+        send_about_existing(
+            &state,
+            key.as_ref(),
+            take_over,
+            &command,
+            &booking,
+            wait,
+            "cancel",
+            |b| b.status == "cancelled",
+        )
+        .await
     }
     .instrument(span)
     .await
+}
+
+/// Sends a command about an existing booking (a cancel, an attendance mark) and answers it:
+/// the Idempotency-Key is claimed before the publish and released if the publish fails; with
+/// `Prefer: wait`, 200 with the booking once `done` holds, else 202; the answer is recorded
+/// under the key.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send_about_existing(
+    state: &AppState,
+    key: Option<&idempotency::Key>,
+    take_over: bool,
+    command: &BookingCommand,
+    booking: &Booking,
+    wait: Option<StdDuration>,
+    kind: &'static str,
+    done: impl Fn(&Booking) -> bool,
+) -> Result<Response, ApiError> {
+    if let Some(key) = key {
+        idempotency::claim_alone(state, key, booking.id, take_over).await?;
+    }
+    if let Err(err) = publish(state, command).await {
+        if let Some(key) = key {
+            idempotency::release(state, key, true).await;
+        }
+        return Err(err);
+    }
+    metrics::counter!("citaflow_api_bookings_accepted_total", "kind" => kind).increment(1);
+    tracing::info!(kind, "command accepted");
+    let decided = match wait {
+        Some(wait) => await_booking(state, booking.id, wait, done).await?,
+        None => None,
+    };
+    let applied = wait.map(|w| {
+        [(
+            HeaderName::from_static("preference-applied"),
+            format!("wait={}", w.as_secs()),
+        )]
+    });
+    let response = match decided {
+        Some(b) => (StatusCode::OK, applied, Json(b)).into_response(),
+        None => {
+            let accepted = Accepted {
+                booking_id: booking.id,
+                status: booking.status.clone(),
+                previous_booking_id: None,
+            };
+            (StatusCode::ACCEPTED, applied, Json(accepted)).into_response()
+        }
+    };
+    Ok(answer(state, key, response).await)
 }
 
 /// Body of `POST /bookings/{id}/reschedule`: the new time, and optionally another doctor or

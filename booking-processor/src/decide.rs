@@ -292,6 +292,9 @@ impl Draft {
             previous_booking_id: self.previous_booking_id.map(|id| id.to_string()),
             occurred_at: now.timestamp_millis(),
             service_id: self.service_id.map(|id| id.to_string()),
+            waitlist_offer_id: None,
+            waitlist_entry_id: None,
+            hold_until: None,
         }
     }
 

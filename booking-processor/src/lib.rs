@@ -11,6 +11,7 @@ pub mod handler;
 pub mod parking;
 pub mod reminders;
 pub mod retry;
+pub mod waitlist;
 
 use std::{sync::Arc, time::Duration};
 
@@ -39,6 +40,7 @@ pub struct Application {
     drain: Duration,
     sweeper: expiry::Sweeper,
     reminders: reminders::Scheduler,
+    waitlist: waitlist::Worker,
 }
 
 impl Application {
@@ -76,6 +78,12 @@ impl Application {
             &settings.topics.events,
             &settings.processor,
         );
+        let waitlist = waitlist::Worker::new(
+            &settings,
+            pool.clone(),
+            producer.clone(),
+            AvroCodec::new(registry.clone(), &settings.topics.events),
+        )?;
         let handler = Handler::new(
             pool.clone(),
             producer.clone(),
@@ -102,6 +110,7 @@ impl Application {
             drain,
             sweeper,
             reminders,
+            waitlist,
         })
     }
 
@@ -123,6 +132,7 @@ impl Application {
         tracing::info!(port = self.port, "booking-processor started");
         let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
         let reminders = tokio::spawn(self.reminders.run(shutdown.clone()));
+        let waitlist = tokio::spawn(self.waitlist.run(shutdown.clone()));
         let runtime = tokio::runtime::Handle::current();
         let (consumer, handler, topology) = (self.consumer, self.handler, self.topology);
         let poll_shutdown = shutdown.clone();
@@ -142,6 +152,7 @@ impl Application {
         let _ = ops.await;
         let _ = sweeper.await;
         let _ = reminders.await;
+        let _ = waitlist.await;
         Ok(())
     }
 }

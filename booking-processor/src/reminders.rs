@@ -170,6 +170,9 @@ fn event(r: &DueReminder, now: chrono::DateTime<Utc>) -> BookingEvent {
         previous_booking_id: None,
         occurred_at: now.timestamp_millis(),
         service_id: r.service_id.map(|s| s.to_string()),
+        waitlist_offer_id: None,
+        waitlist_entry_id: None,
+        hold_until: None,
     }
 }
 

@@ -29,6 +29,7 @@
 //!   outcome (`Prefer: wait`) listen on [`DECIDED_CHANNEL`]. The notice is delivered on commit.
 
 pub mod reminders;
+pub mod waitlist;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, Postgres, Row, postgres::PgArguments, query::Query};

@@ -39,6 +39,18 @@ pub struct EventIds {
 
 /// Looks up the patient, center, doctor and the booking's history. `None` when the patient is
 /// unknown (e.g. a booking rejected because the patient does not exist).
+/// Whether the waitlist offer `offer_id` is still held for its patient: its message is sent
+/// only then (a late reader does not offer a slot that went to the next patient).
+pub async fn offer_still_open(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx::Error> {
+    let open: Option<bool> = sqlx::query_scalar(
+        "SELECT status = 'open' AND hold_until > now() FROM waitlist_offers WHERE id = $1",
+    )
+    .bind(offer_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(open.unwrap_or(false))
+}
+
 /// Whether the booking is still confirmed, with no attendance recorded, at the start (epoch
 /// milliseconds) an event announced: a reminder is sent only then.
 pub async fn still_confirmed(
@@ -106,6 +118,7 @@ pub async fn resolve(
             previous_starts_at: history.previous_starts_at,
             calendar: history.calendar,
             organizer: None,
+            app_url: String::new(),
         },
     }))
 }

@@ -92,6 +92,8 @@ pub(crate) struct Worker {
     pub default_lang: Lang,
     /// How long a deferred message is retried from its first attempt.
     pub deferred_give_up: Duration,
+    /// `notifier.public_base_url`: messages link to the web app.
+    pub app_url: String,
 }
 
 impl Worker {
@@ -109,6 +111,7 @@ impl Worker {
             channel: settings.notifier.channel,
             default_lang,
             deferred_give_up: Duration::from_secs(settings.notifier.deferred_give_up_secs),
+            app_url: settings.notifier.public_base_url.clone(),
         }
     }
 
@@ -371,10 +374,23 @@ impl Worker {
                 return Ok(Prepared::Done(Closing::Skipped("not_confirmed")));
             }
         }
+        // An offer is sent only while it is held: one read late (after its hold lapsed, or
+        // taken or declined meanwhile) is not news any more.
+        if event.kind == BookingEventKind::WaitlistOffered {
+            let offer = event
+                .waitlist_offer_id
+                .as_deref()
+                .and_then(|id| Uuid::parse_str(id).ok());
+            match offer {
+                Some(id) if contact::offer_still_open(&self.pool, id).await? => {}
+                _ => return Ok(Prepared::Done(Closing::Skipped("offer_closed"))),
+            }
+        }
         let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await?
         else {
             return Ok(Prepared::Done(Closing::Skipped("patient_unknown")));
         };
+        recipient.context.app_url = self.app_url.clone();
         let address = match &self.sender {
             Sender::Email(email) => {
                 let Some(to) = recipient.email.clone().filter(|e| !e.trim().is_empty()) else {

@@ -200,6 +200,11 @@ impl Settings {
         {
             bail!("processor.reminder_offsets_minutes: at most 10, each positive");
         }
+        if self.processor.waitlist_hold_secs == 0 || self.processor.waitlist_poll_interval_ms == 0 {
+            bail!(
+                "processor.waitlist_hold_secs and processor.waitlist_poll_interval_ms must be positive"
+            );
+        }
         if self.processor.reminder_poll_interval_ms == 0 {
             bail!("processor.reminder_poll_interval_ms must be positive");
         }
@@ -520,6 +525,14 @@ pub struct ProcessorSettings {
     /// most this late).
     #[serde(deserialize_with = "lenient::number")]
     pub reminder_poll_interval_ms: u64,
+    /// How long a freed slot offered to a waiting patient is held for them before it is
+    /// offered to the next one, in seconds.
+    #[serde(deserialize_with = "lenient::number")]
+    pub waitlist_hold_secs: u64,
+    /// How often each processor looks for lapsed holds and freed slots still to offer (a
+    /// cancellation wakes it at once; this bounds how late a lapsed hold moves on).
+    #[serde(deserialize_with = "lenient::number")]
+    pub waitlist_poll_interval_ms: u64,
 }
 
 impl Default for ProcessorSettings {
@@ -533,6 +546,8 @@ impl Default for ProcessorSettings {
             pending_sweep_interval_secs: 30,
             reminder_offsets_minutes: vec![24 * 60],
             reminder_poll_interval_ms: 5_000,
+            waitlist_hold_secs: 15 * 60,
+            waitlist_poll_interval_ms: 2_000,
         }
     }
 }
@@ -572,6 +587,9 @@ pub struct NotifierSettings {
     /// is back. 0 gives up at the first refusal.
     #[serde(deserialize_with = "lenient::number")]
     pub deferred_give_up_secs: u64,
+    /// Where patients reach the web app: messages link to it (a waitlist offer to
+    /// `<public_base_url>/waitlist/offers/<id>`).
+    pub public_base_url: String,
 }
 
 impl Default for NotifierSettings {
@@ -582,6 +600,7 @@ impl Default for NotifierSettings {
             default_language: "es".into(),
             drain_timeout_ms: 20_000,
             deferred_give_up_secs: 600,
+            public_base_url: "http://localhost:8080".into(),
         }
     }
 }

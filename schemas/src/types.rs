@@ -55,6 +55,12 @@ pub enum BookingEventKind {
     /// patient. `reason_code` names the offset (`reminder_1440m`); the status stays
     /// `CONFIRMED`. One per booking and offset, its event id derived from both.
     ReminderDue,
+    /// A freed slot is held for a waiting patient until `hold_until`: the notifiers send the
+    /// offer. `booking_id` is the cancelled booking that freed it, `patient_id` the waiting
+    /// patient, `starts_at`/`ends_at` the visit offered; the offer's and entry's ids are set.
+    WaitlistOffered,
+    /// The hold of an offer lapsed untaken (same fields): the slot goes to the next patient.
+    WaitlistExpired,
 }
 
 /// Status of a booking after an event.
@@ -87,6 +93,12 @@ pub struct BookingEvent {
     pub occurred_at: i64,
     /// UUID of the service (kind of visit) booked; `None` for bookings made without one.
     pub service_id: Option<String>,
+    /// `WaitlistOffered`, `WaitlistExpired`: the offer (also the offered event's id).
+    pub waitlist_offer_id: Option<String>,
+    /// `WaitlistOffered`, `WaitlistExpired`: the waitlist entry offered the slot.
+    pub waitlist_entry_id: Option<String>,
+    /// `WaitlistOffered`, `WaitlistExpired`: until when the slot is held (epoch milliseconds).
+    pub hold_until: Option<i64>,
 }
 
 #[cfg(test)]
@@ -130,6 +142,9 @@ mod tests {
             previous_booking_id: None,
             occurred_at: 1_899_000_000_500,
             service_id: Some("a3c1e2f4-0000-4000-8000-000000000005".into()),
+            waitlist_offer_id: Some("a3c1e2f4-0000-4000-8000-000000000006".into()),
+            waitlist_entry_id: Some("a3c1e2f4-0000-4000-8000-000000000007".into()),
+            hold_until: Some(1_899_000_900_000),
         }
     }
 
@@ -197,6 +212,9 @@ mod tests {
         round_trip(&c);
         let mut e = event();
         e.service_id = None;
+        e.waitlist_offer_id = None;
+        e.waitlist_entry_id = None;
+        e.hold_until = None;
         round_trip(&e);
     }
 
@@ -210,6 +228,8 @@ mod tests {
             BookingEventKind::Attended,
             BookingEventKind::NoShow,
             BookingEventKind::ReminderDue,
+            BookingEventKind::WaitlistOffered,
+            BookingEventKind::WaitlistExpired,
         ] {
             let mut e = event();
             e.kind = kind;
@@ -240,7 +260,7 @@ mod tests {
     }
 
     /// Every earlier version of each schema, oldest first: (name, text, the current schema).
-    const HISTORY: [(&str, &str, &str); 6] = [
+    const HISTORY: [(&str, &str, &str); 7] = [
         (
             "booking_command.v1",
             include_str!("../avro/history/booking_command.v1.avsc"),
@@ -271,10 +291,15 @@ mod tests {
             include_str!("../avro/history/booking_event.v3.avsc"),
             crate::BOOKING_EVENT_AVSC,
         ),
+        (
+            "booking_event.v4",
+            include_str!("../avro/history/booking_event.v4.avsc"),
+            crate::BOOKING_EVENT_AVSC,
+        ),
     ];
 
-    /// Symbols the current enums gained after `version` (v3: the attendance kinds; v4: the
-    /// reminders). A reader
+    /// Symbols the current enums gained after `version` (v3 added the attendance kinds, v4 the
+    /// reminders, the current one the waitlist's). A reader
     /// still on an earlier version cannot read a record that uses one (Avro resolves an
     /// unknown symbol only to a reader's enum default, and those enums have none): it reads
     /// every other record, and a consumer that reads with the writer's schema from the
@@ -287,8 +312,11 @@ mod tests {
                 "ATTENDED",
                 "NO_SHOW",
                 "REMINDER_DUE",
+                "WAITLIST_OFFERED",
+                "WAITLIST_EXPIRED",
             ],
-            "v3" => &["REMINDER_DUE"],
+            "v3" => &["REMINDER_DUE", "WAITLIST_OFFERED", "WAITLIST_EXPIRED"],
+            "v4" => &["WAITLIST_OFFERED", "WAITLIST_EXPIRED"],
             _ => &[],
         }
     }
@@ -353,6 +381,8 @@ mod tests {
                     BookingEventKind::Attended,
                     BookingEventKind::NoShow,
                     BookingEventKind::ReminderDue,
+                    BookingEventKind::WaitlistOffered,
+                    BookingEventKind::WaitlistExpired,
                 ] {
                     let e = BookingEvent { kind, ..event() };
                     let Value::String(symbol) = apache_avro::to_value(kind).unwrap() else {

@@ -83,10 +83,6 @@ fn instant(text: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
 /// `POST /bookings` as `token`, waiting up to 10 s for the outcome.
 async fn book_as(app: &TestApp, token: &str, body: &Value) -> (u16, Value) {
     let response = app

@@ -433,38 +433,43 @@ async fn create_booking(
     )
     .map_err(ApiError::Validation)?;
     let wait = preferred_wait(&headers, state.settings.api.max_wait_secs);
-
     let booking_id = Uuid::new_v4();
     let span = tracing::info_span!("create_booking", booking_id = %booking_id);
-    async {
-        accept_new(
-            &state,
-            &user,
-            booking_id,
-            &request,
-            BookingCommandKind::Create,
-            None,
-            key.as_ref(),
-        )
-        .await?;
-        let booking = match wait {
-            Some(wait) => await_booking(&state, booking_id, wait, is_decided).await?,
-            None => None,
-        };
-        let accepted = Accepted {
-            booking_id,
-            status: "pending".into(),
-            previous_booking_id: None,
-        };
-        Ok(answer(
-            &state,
-            key.as_ref(),
-            decided_response(booking, accepted, wait),
-        )
-        .await)
-    }
-    .instrument(span)
-    .await
+    request_new(&state, &user, booking_id, &request, wait, key.as_ref())
+        .instrument(span)
+        .await
+}
+
+/// Records and publishes the new booking `booking_id` of `request`, waits up to `wait` for its
+/// decision and answers as `POST /bookings` does (202, or 201/409 once decided).
+pub(super) async fn request_new(
+    state: &AppState,
+    user: &AuthUser,
+    booking_id: Uuid,
+    request: &BookingRequest,
+    wait: Option<StdDuration>,
+    key: Option<&idempotency::Key>,
+) -> Result<Response, ApiError> {
+    accept_new(
+        state,
+        user,
+        booking_id,
+        request,
+        BookingCommandKind::Create,
+        None,
+        key,
+    )
+    .await?;
+    let booking = match wait {
+        Some(wait) => await_booking(state, booking_id, wait, is_decided).await?,
+        None => None,
+    };
+    let accepted = Accepted {
+        booking_id,
+        status: "pending".into(),
+        previous_booking_id: None,
+    };
+    Ok(answer(state, key, decided_response(booking, accepted, wait)).await)
 }
 
 /// Records a new pending booking, then publishes the command that decides it. The row comes

@@ -281,6 +281,8 @@ fn entries(chain: &[Link], events: &[Recorded], visible: &HashSet<Uuid>) -> Vec<
             BookingEventKind::Attended => (Action::Attended, None, None),
             BookingEventKind::NoShow => (Action::NoShow, None, None),
             BookingEventKind::ReminderDue => (Action::Reminded, None, None),
+            // Offers of a freed slot belong to the waitlist, not to the freed booking.
+            BookingEventKind::WaitlistOffered | BookingEventKind::WaitlistExpired => continue,
         };
         let shown = visible.contains(&booking_id)
             || (action == Action::Moved && from.is_some_and(|f| visible.contains(&f)));
@@ -360,6 +362,9 @@ mod tests {
                 previous_booking_id: previous.map(|p| p.to_string()),
                 occurred_at: at.timestamp_millis(),
                 service_id: None,
+                waitlist_offer_id: None,
+                waitlist_entry_id: None,
+                hold_until: None,
             }),
             actor_id: Some(Uuid::from_u128(9)),
             actor_role: Some("secretary".into()),

@@ -17,6 +17,7 @@ pub mod pagination;
 pub mod patients;
 pub mod services;
 pub mod users;
+pub mod waitlist;
 
 use std::time::Instant;
 
@@ -56,6 +57,7 @@ use crate::state::AppState;
         (name = "patients", description = "Patients and their users"),
         (name = "services", description = "Kinds of visit and the doctors who offer them"),
         (name = "users", description = "Staff accounts"),
+        (name = "waitlist", description = "Wait for a freed slot; take or decline what is offered"),
     )
 )]
 struct ApiDoc;
@@ -91,6 +93,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(patients::router())
         .merge(services::router())
         .merge(users::router())
+        .merge(waitlist::router())
         .split_for_parts()
 }
 

@@ -74,6 +74,8 @@ pub struct Context {
     pub calendar: CalendarRef,
     /// The sender's address, the calendar event's `ORGANIZER` (email only).
     pub organizer: Option<String>,
+    /// The web app's address (`notifier.public_base_url`), without a trailing slash.
+    pub app_url: String,
 }
 
 /// A rendered notification.
@@ -107,6 +109,9 @@ struct Facts<'a> {
     reason_code: Option<&'a str>,
     /// The event is about a reschedule (it has a previous booking).
     is_move: bool,
+    /// A waitlist offer: until when it is held (local time, `HH:MM`, with the date when not
+    /// the visit's) and the page that takes it.
+    offer: Option<(String, String)>,
 }
 
 /// Whether patients are told about events of `kind`. Attendance is the clinic's record, not
@@ -118,8 +123,11 @@ pub fn tells_the_patient(kind: BookingEventKind) -> bool {
         | BookingEventKind::Rejected
         | BookingEventKind::Cancelled
         | BookingEventKind::Rescheduled
-        | BookingEventKind::ReminderDue => true,
-        BookingEventKind::Attended | BookingEventKind::NoShow => false,
+        | BookingEventKind::ReminderDue
+        | BookingEventKind::WaitlistOffered => true,
+        BookingEventKind::Attended
+        | BookingEventKind::NoShow
+        | BookingEventKind::WaitlistExpired => false,
     }
 }
 
@@ -155,6 +163,7 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option
         reason: reason_text(reason_code, lang),
         reason_code,
         is_move: event.previous_booking_id.is_some(),
+        offer: offer_facts(event, ctx, starts_at),
     };
 
     let Message {
@@ -170,7 +179,9 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option
         BookingEventKind::Rejected
         | BookingEventKind::Attended
         | BookingEventKind::NoShow
-        | BookingEventKind::ReminderDue => None,
+        | BookingEventKind::ReminderDue
+        | BookingEventKind::WaitlistOffered
+        | BookingEventKind::WaitlistExpired => None,
     };
     let ics = calendar.map(|method| {
         let (summary, description, file_name) = words::calendar(lang, &facts.doctor, &facts.place);
@@ -200,6 +211,25 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option
         sms: fit_sms(&format!("Citaflow: {sms}")),
         ics,
     })
+}
+
+/// Until when a waitlist offer is held, in the center's time (with the date when it is not the
+/// visit's day), and the link that takes it.
+fn offer_facts(
+    event: &BookingEvent,
+    ctx: &Context,
+    starts_at: DateTime<Utc>,
+) -> Option<(String, String)> {
+    let offer_id = event.waitlist_offer_id.as_deref()?;
+    let hold = DateTime::from_timestamp_millis(event.hold_until?)?.with_timezone(&ctx.time_zone);
+    let same_day = hold.date_naive() == starts_at.with_timezone(&ctx.time_zone).date_naive();
+    let until = if same_day {
+        hold.format("%H:%M").to_string()
+    } else {
+        hold.format("%d/%m %H:%M").to_string()
+    };
+    let base = ctx.app_url.trim_end_matches('/');
+    Some((until, format!("{base}/waitlist/offers/{offer_id}")))
 }
 
 #[cfg(test)]
@@ -243,6 +273,9 @@ mod tests {
             // 2026-11-20T08:00:00Z
             occurred_at: 1_795_161_600_000,
             service_id: None,
+            waitlist_offer_id: None,
+            waitlist_entry_id: None,
+            hold_until: None,
         }
     }
 
@@ -260,7 +293,39 @@ mod tests {
                 sequence: 0,
             },
             organizer: Some("citas@citaflow.local".into()),
+            app_url: "https://citas.example.test/".into(),
         }
+    }
+
+    #[test]
+    fn a_waitlist_offer_says_until_when_it_is_held_and_links_to_its_page() {
+        let mut offered = event(BookingEventKind::WaitlistOffered, Some("waitlist_offer"));
+        offered.waitlist_offer_id = Some("0f0e0d0c-0000-4000-8000-000000000001".into());
+        // 15 minutes after 2026-11-20T08:00:00Z, 09:15 in Madrid.
+        offered.hold_until = Some(1_795_161_600_000 + 15 * 60 * 1000);
+        let link =
+            "https://citas.example.test/waitlist/offers/0f0e0d0c-0000-4000-8000-000000000001";
+        for (lang, subject, held) in [
+            (Lang::Es, "Se ha liberado una cita", "hasta las "),
+            (Lang::En, "A slot has opened up", "until "),
+        ] {
+            let r = render(&offered, &ctx(lang), Utc::now());
+            assert!(r.subject.starts_with(subject), "{}", r.subject);
+            assert!(r.text.contains(link), "{}", r.text);
+            assert!(r.text.contains(held), "{}", r.text);
+            assert!(
+                r.sms.ends_with(link),
+                "the link survives the SMS fitting: {}",
+                r.sms
+            );
+            assert!(r.ics.is_none());
+        }
+        // Without the offer's id there is nothing to link to: no message.
+        offered.waitlist_offer_id = None;
+        assert!(super::render(&offered, &ctx(Lang::Es), Utc::now()).is_none());
+        let expired = event(BookingEventKind::WaitlistExpired, None);
+        assert!(!tells_the_patient(BookingEventKind::WaitlistExpired));
+        assert!(super::render(&expired, &ctx(Lang::Es), Utc::now()).is_none());
     }
 
     #[test]

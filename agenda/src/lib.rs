@@ -444,7 +444,10 @@ fn range(start: Option<i16>, end: Option<i16>) -> Option<DayRange> {
 }
 
 /// The agendas of `doctor_ids`, with the exceptions on local dates `from..=to` (pass a day
-/// either side of the instants you care about). Doctors without hours get an empty agenda.
+/// either side of the instants you care about). Doctors without hours get an empty agenda
+/// ([`Verdict::NoAgenda`]). Every range of hours is loaded, ended ones too: a doctor whose
+/// hours have all ended is still on the agenda, closed ([`Verdict::Outside`]), never treated
+/// as one whose agenda was never set up.
 pub async fn load(
     conn: &mut PgConnection,
     doctor_ids: &[Uuid],
@@ -458,11 +461,9 @@ pub async fn load(
     let hours = sqlx::query(
         "SELECT id, doctor_id, center_id, weekday, start_minute, end_minute, valid_from, valid_until
            FROM working_hours
-          WHERE doctor_id = ANY($1)
-            AND (valid_until IS NULL OR valid_until >= $2)",
+          WHERE doctor_id = ANY($1)",
     )
     .bind(doctor_ids)
-    .bind(from)
     .fetch_all(&mut *conn)
     .await?;
     for row in hours {

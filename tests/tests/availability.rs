@@ -338,6 +338,25 @@ async fn bookings_outside_the_agenda_are_rejected_with_the_reason() {
     assert_eq!(reason(status, &body), "doctor_not_at_center");
     let (status, body) = book_as(&app, admin, &visit(&d, not_theirs, &at("09:00"))).await;
     assert_eq!(reason(status, &body), "service_not_offered");
+    // A doctor whose every range of hours has ended is still on the agenda: closed, not open
+    // at any time as a doctor whose agenda was never set up would be.
+    let retired = app.create_doctor().await;
+    let their_checkup = service(&app, 30, 0, 0, &[retired]).await;
+    created(
+        app.post(
+            "/working-hours",
+            &json!({"doctor_id": retired, "center_id": d.center, "weekday": "friday",
+                    "start": "09:00", "end": "14:00", "valid_until": "2027-03-01"}),
+        )
+        .await,
+    )
+    .await;
+    let ended = Directory {
+        doctor: retired,
+        ..d.clone()
+    };
+    let (status, body) = book_as(&app, admin, &visit(&ended, their_checkup, &at("09:00"))).await;
+    assert_eq!(reason(status, &body), "outside_working_hours");
     let (status, body) = book_as(&app, admin, &visit(&d, checkup, &at("12:30"))).await;
     assert_eq!(reason(status, &body), "doctor_time_off");
     assert_eq!(

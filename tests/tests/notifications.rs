@@ -315,6 +315,8 @@ async fn a_confirmed_booking_reaches_the_patient_once_by_email_and_sms(language:
         |s| recorder.configure(s),
     )
     .await;
+    // Messages link to the web app at this address.
+    let web = app.settings.notifier.public_base_url.clone();
     let doctor = app.create_doctor().await;
     let center = create_center(&app).await;
     let person = create_person(
@@ -428,10 +430,18 @@ async fn a_confirmed_booking_reaches_the_patient_once_by_email_and_sms(language:
         _ => "Citaflow: Cita confirmada con Dra. Marta Ruiz en Clinica Norte ",
     };
     assert!(sms[0].body.starts_with(expected), "{}", sms[0].body);
+    // It ends with the link to the appointment's page in the web app.
     assert!(
-        sms[0].body.ends_with(&format!(" {when}.")),
+        sms[0]
+            .body
+            .ends_with(&format!(" {when}. {web}/app/appointments/{id}")),
         "{}",
         sms[0].body
+    );
+    assert!(
+        mail.text.contains(&format!("{web}/app/appointments/{id}")),
+        "{}",
+        mail.text
     );
     assert_eq!(sms[0].from, app.settings.sms.from);
     assert!(!sms[0].body.contains("Lucía"), "no name on a lock screen");
@@ -469,6 +479,8 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
         |s| recorder.configure(s),
     )
     .await;
+    // Messages link to the web app at this address.
+    let web = app.settings.notifier.public_base_url.clone();
     let doctor = app.create_doctor().await;
     let center = create_center(&app).await;
     let person = create_person(
@@ -558,7 +570,7 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
     assert_eq!(
         sms,
         format!(
-            "Citaflow: No pudimos confirmar su cita del {} en Clinica Norte {}: el médico ya tiene una cita a esa hora.",
+            "Citaflow: No pudimos confirmar su cita del {} en Clinica Norte {}: el médico ya tiene una cita a esa hora. {web}/app/",
             short(t1 + Minutes::minutes(15)),
             center_suffix(&mail)
         )
@@ -593,7 +605,10 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
         )),
         "{sms}"
     );
-    assert!(sms.ends_with("ha sido cancelada."), "{sms}");
+    assert!(
+        sms.ends_with(&format!("ha sido cancelada. {web}/app/")),
+        "{sms}"
+    );
 
     // Moved: one message, from the old time to the new, updating the same calendar entry.
     let second = accepted_id(app.book(&d, t2, 30).await).await;
@@ -642,7 +657,7 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
     assert_eq!(
         sms,
         format!(
-            "Citaflow: Su cita con Dra. Marta Ruiz en Clinica Norte {} se ha cambiado del {} al {}.",
+            "Citaflow: Su cita con Dra. Marta Ruiz en Clinica Norte {} se ha cambiado del {} al {}. {web}/app/appointments/{moved}",
             center_suffix(&mail),
             short(t2),
             short(t3)
@@ -701,7 +716,10 @@ async fn rejections_cancellations_and_moves_are_announced_on_both_channels() {
         "{sms}"
     );
     assert!(
-        sms.ends_with(&format!("Su cita del {} se mantiene.", short(t3))),
+        sms.ends_with(&format!(
+            "Su cita del {} se mantiene. {web}/app/appointments/{moved}",
+            short(t3)
+        )),
         "{sms}"
     );
 

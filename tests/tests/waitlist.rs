@@ -284,7 +284,7 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
     assert_eq!(status, 404);
 
     // The offer reaches the first patient by email and SMS, with its link.
-    let link = format!("https://citas.example.test/waitlist/offers/{offer_id}");
+    let link = format!("https://citas.example.test/app/waitlist/offers/{offer_id}");
     let mails = mailpit::wait_for_messages(&first.email, 1, Duration::from_secs(20)).await;
     let offered: Vec<_> = mails
         .iter()

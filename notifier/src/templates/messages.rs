@@ -40,23 +40,23 @@ pub(super) fn message(kind: BookingEventKind, lang: Lang, facts: &Facts<'_>) -> 
             _,
         ) => return None,
         (BookingEventKind::WaitlistOffered, lang) => {
-            let (until, link) = offer.as_ref()?;
+            let until = offer.as_ref()?;
             match lang {
                 Lang::Es => (
                     format!("Se ha liberado una cita: {when}"),
                     vec![
                         format!("Estaba en la lista de espera y se ha liberado una hora con {doctor} en {place}: el {when_range} (hora de {city})."),
-                        format!("La guardamos para usted hasta las {until}. Para reservarla, entre en {link}. Si no la quiere, puede rechazarla allí y se ofrecerá al siguiente paciente; seguirá en la lista."),
+                        format!("La guardamos para usted hasta las {until}: resérvela en el enlace de abajo. Si no la quiere, puede rechazarla en la misma página y se ofrecerá al siguiente paciente; seguirá en la lista."),
                     ],
-                    format!("Hora libre con {doctor} en {center} el {when_short}. Reservela antes de las {until}: {link}"),
+                    format!("Hora libre con {doctor} en {center} el {when_short}. Reservela antes de las {until}:"),
                 ),
                 Lang::En => (
                     format!("A slot has opened up: {when}"),
                     vec![
                         format!("You are on the waitlist and a time with {doctor} at {place} has become free: {when_range} ({city} time)."),
-                        format!("We are holding it for you until {until}. To book it, go to {link}. If you do not want it, you can decline it there and it will be offered to the next patient; you stay on the list."),
+                        format!("We are holding it for you until {until}: book it with the link below. If you do not want it, you can decline it on the same page and it will be offered to the next patient; you stay on the list."),
                     ],
-                    format!("Free slot with {doctor} at {center} on {when_short}. Book it before {until}: {link}"),
+                    format!("Free slot with {doctor} at {center} on {when_short}. Book it before {until}:"),
                 ),
             }
         }

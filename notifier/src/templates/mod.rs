@@ -26,7 +26,7 @@ use citaflow_schemas::{BookingEvent, BookingEventKind};
 pub use dates::{long_date, short_date, zone_city};
 pub use ics::{Ics, IcsEvent, IcsMethod, ics};
 pub use reasons::reason_text;
-pub use sms::{SMS_MAX_CHARS, fit_sms};
+pub use sms::{SMS_MAX_CHARS, fit_sms, fit_sms_keeping};
 
 use dates::long_range;
 use messages::{Message, message};
@@ -110,8 +110,8 @@ struct Facts<'a> {
     /// The event is about a reschedule (it has a previous booking).
     is_move: bool,
     /// A waitlist offer: until when it is held (local time, `HH:MM`, with the date when not
-    /// the visit's) and the page that takes it.
-    offer: Option<(String, String)>,
+    /// the visit's).
+    offer: Option<String>,
 }
 
 /// Whether patients are told about events of `kind`. Attendance is the clinic's record, not
@@ -172,7 +172,26 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option
         sms,
     } = message(event.kind, lang, &facts)?;
     let (greeting, closing) = words::greeting_and_closing(lang, &ctx.patient_name);
-    let (text, html) = body::bodies(lang.code(), &subject, &greeting, &paragraphs, closing);
+    let link = link(event, ctx);
+    let clinic = ctx.center_name.as_deref().unwrap_or("Citaflow");
+    let footer = match ctx.center_address.as_deref() {
+        Some(address) if !address.is_empty() => format!("{clinic} · {address}"),
+        _ => clinic.to_owned(),
+    };
+    let (text, html) = body::bodies(
+        lang.code(),
+        clinic,
+        &footer,
+        &subject,
+        &greeting,
+        &paragraphs,
+        link.as_ref().map(|(label, url)| body::Action {
+            label: label.text(lang),
+            url,
+        }),
+        closing,
+    );
+    let sms = format!("Citaflow: {sms}");
     let calendar = match event.kind {
         BookingEventKind::Confirmed | BookingEventKind::Rescheduled => Some(IcsMethod::Publish),
         BookingEventKind::Cancelled => Some(IcsMethod::Cancel),
@@ -208,28 +227,83 @@ pub fn render(event: &BookingEvent, ctx: &Context, now: DateTime<Utc>) -> Option
         subject,
         text,
         html,
-        sms: fit_sms(&format!("Citaflow: {sms}")),
+        sms: match &link {
+            Some((_, url)) => fit_sms_keeping(&sms, url),
+            None => fit_sms(&sms),
+        },
         ics,
     })
 }
 
+/// What a message's link leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkLabel {
+    /// The appointment's page: view, move or cancel it.
+    Appointment,
+    /// The booking page: ask for another time.
+    BookAgain,
+    /// The waitlist offer's page: take or decline it.
+    Offer,
+}
+
+impl LinkLabel {
+    fn text(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (LinkLabel::Appointment, Lang::Es) => "Ver, cambiar o cancelar su cita",
+            (LinkLabel::Appointment, Lang::En) => "View, move or cancel your appointment",
+            (LinkLabel::BookAgain, Lang::Es) => "Pedir otra cita",
+            (LinkLabel::BookAgain, Lang::En) => "Book another time",
+            (LinkLabel::Offer, Lang::Es) => "Reservar esta hora",
+            (LinkLabel::Offer, Lang::En) => "Book this time",
+        }
+    }
+}
+
+/// The page of the web app (`Context::app_url`) a message leads to: the appointment (view,
+/// cancel, move after signing in), the booking page after a refusal or a cancellation, the
+/// offer of a freed slot. None without a web app address.
+fn link(event: &BookingEvent, ctx: &Context) -> Option<(LinkLabel, String)> {
+    let base = ctx.app_url.trim_end_matches('/');
+    if base.is_empty() {
+        return None;
+    }
+    let appointment = |id: &str| format!("{base}/app/appointments/{id}");
+    match event.kind {
+        BookingEventKind::Confirmed
+        | BookingEventKind::Rescheduled
+        | BookingEventKind::ReminderDue => {
+            Some((LinkLabel::Appointment, appointment(&event.booking_id)))
+        }
+        // A refused move keeps the old appointment: lead back to it.
+        BookingEventKind::Rejected => match event.previous_booking_id.as_deref() {
+            Some(old) => Some((LinkLabel::Appointment, appointment(old))),
+            None => Some((LinkLabel::BookAgain, format!("{base}/app/"))),
+        },
+        BookingEventKind::Cancelled => Some((LinkLabel::BookAgain, format!("{base}/app/"))),
+        BookingEventKind::WaitlistOffered => {
+            let offer = event.waitlist_offer_id.as_deref()?;
+            Some((
+                LinkLabel::Offer,
+                format!("{base}/app/waitlist/offers/{offer}"),
+            ))
+        }
+        BookingEventKind::Attended
+        | BookingEventKind::NoShow
+        | BookingEventKind::WaitlistExpired => None,
+    }
+}
+
 /// Until when a waitlist offer is held, in the center's time (with the date when it is not the
-/// visit's day), and the link that takes it.
-fn offer_facts(
-    event: &BookingEvent,
-    ctx: &Context,
-    starts_at: DateTime<Utc>,
-) -> Option<(String, String)> {
-    let offer_id = event.waitlist_offer_id.as_deref()?;
+/// visit's day).
+fn offer_facts(event: &BookingEvent, ctx: &Context, starts_at: DateTime<Utc>) -> Option<String> {
+    event.waitlist_offer_id.as_deref()?;
     let hold = DateTime::from_timestamp_millis(event.hold_until?)?.with_timezone(&ctx.time_zone);
     let same_day = hold.date_naive() == starts_at.with_timezone(&ctx.time_zone).date_naive();
-    let until = if same_day {
+    Some(if same_day {
         hold.format("%H:%M").to_string()
     } else {
         hold.format("%d/%m %H:%M").to_string()
-    };
-    let base = ctx.app_url.trim_end_matches('/');
-    Some((until, format!("{base}/waitlist/offers/{offer_id}")))
+    })
 }
 
 #[cfg(test)]
@@ -304,7 +378,7 @@ mod tests {
         // 15 minutes after 2026-11-20T08:00:00Z, 09:15 in Madrid.
         offered.hold_until = Some(1_795_161_600_000 + 15 * 60 * 1000);
         let link =
-            "https://citas.example.test/waitlist/offers/0f0e0d0c-0000-4000-8000-000000000001";
+            "https://citas.example.test/app/waitlist/offers/0f0e0d0c-0000-4000-8000-000000000001";
         for (lang, subject, held) in [
             (Lang::Es, "Se ha liberado una cita", "hasta las "),
             (Lang::En, "A slot has opened up", "until "),
@@ -350,10 +424,24 @@ mod tests {
             r.html.contains("Lucía &lt;Pérez&gt;"),
             "names are escaped in HTML"
         );
+        // The SMS and both bodies lead to the appointment's page in the web app; the HTML is
+        // laid out under the clinic's name, its address below.
+        let page = format!("https://citas.example.test/app/appointments/{BOOKING}");
         assert_eq!(
             r.sms,
-            "Citaflow: Cita confirmada con Dra. Marta Ruiz en Clinica Centro el 01/12/2026 10:30."
+            format!(
+                "Citaflow: Cita confirmada con Dra. Marta Ruiz en Clinica Centro el 01/12/2026 10:30. {page}"
+            )
         );
+        assert!(
+            r.text
+                .contains(&format!("Ver, cambiar o cancelar su cita: {page}")),
+            "{}",
+            r.text
+        );
+        assert!(r.html.contains(&format!("href=\"{page}\"")), "{}", r.html);
+        assert!(r.html.contains(">Clínica Centro</td>"), "{}", r.html);
+        assert!(r.html.contains("Clínica Centro · Calle Mayor 1, Madrid"));
         let ics = r.ics.expect("confirmed has an ics");
         assert_eq!(ics.method, IcsMethod::Publish);
         let lines = content_lines(&ics.content);

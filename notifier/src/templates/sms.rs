@@ -39,6 +39,21 @@ pub fn fit_sms(text: &str) -> String {
     format!("{cut}...")
 }
 
+/// `text` fitted like [`fit_sms`] with `tail` (a link) kept whole after it: the text is cut
+/// to leave room for the tail, never the tail.
+pub fn fit_sms_keeping(text: &str, tail: &str) -> String {
+    let tail = fit_sms(tail);
+    let room = SMS_MAX_CHARS.saturating_sub(tail.chars().count() + 1);
+    let mapped = fit_sms(text);
+    let head: String = if mapped.chars().count() <= room {
+        mapped
+    } else {
+        let cut: String = mapped.chars().take(room.saturating_sub(3)).collect();
+        format!("{cut}...")
+    };
+    format!("{head} {tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +68,16 @@ mod tests {
         let long = fit_sms(&"a".repeat(500));
         assert_eq!(long.chars().count(), SMS_MAX_CHARS);
         assert!(long.ends_with("..."));
+    }
+
+    #[test]
+    fn a_link_survives_the_fitting_whole() {
+        let link =
+            "https://citas.example.test/app/appointments/4b1d2c9e-5f8a-4e6b-9c1d-7a2b3c4d5e6f";
+        let short = fit_sms_keeping("Cita confirmada.", link);
+        assert_eq!(short, format!("Cita confirmada. {link}"));
+        let long = fit_sms_keeping(&"a".repeat(500), link);
+        assert_eq!(long.chars().count(), SMS_MAX_CHARS);
+        assert!(long.ends_with(&format!("... {link}")), "{long}");
     }
 }

@@ -12,7 +12,9 @@ only on errors, never on timing). Needs the stack from `./dev up` (.run/stack.en
    the processor's concurrency (one caller per partition).
 3. Citaflow: `citaflow load` against the running platform, stepping the offered rate up until
    latency or errors break; per step the achieved decided bookings/s, HTTP p50/p99, 202-to-final
-   p50/p99/p99.9, and CPU and peak RSS of each service.
+   p50/p99/p99.9, CPU and peak RSS of each service, and the CPU milliseconds each component
+   (its whole process tree: services, PostgreSQL, Kafka, the registry, Mailpit, the SMS sink)
+   and the load generator spent per decided booking.
 4. Ratios: sustained decided bookings/s over each ceiling; latency at half the sustained rate.
 5. Free slots: `citaflow bench-availability` fills one center's agenda through the API (8
    doctors, 4 weeks, 2,000 confirmed appointments) and times `GET /availability` for a week
@@ -28,6 +30,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -160,17 +163,69 @@ def postgres_ceiling(e, clients, seconds):
 
 # ------------------------------------------------------------------------ service resources
 SERVICES = ["ingest-api", "booking-processor", "notifier-email"]
+# Everything whose CPU a booking costs, in the order the cost table prints it.
+COMPONENTS = ["ingest-api", "booking-processor", "notifier-email", "notifier-sms", "postgres",
+              "kafka", "registry", "mailpit", "sms-sink"]
 
 
-def pids():
-    """PIDs of the running services, from the launcher (`./dev pids`: process-compose's list)."""
+def pids(names=SERVICES):
+    """PIDs of the running components, from the launcher (`./dev pids`: process-compose's list)."""
     out = subprocess.run([ROOT / "dev", "pids"], capture_output=True, text=True).stdout
     found = {}
     for line in out.splitlines():
         name, pid = line.split()
-        if name in SERVICES and Path(f"/proc/{pid}").exists():
+        if name in names and Path(f"/proc/{pid}").exists():
             found[name] = int(pid)
     return found
+
+
+def tree_cpu_seconds(root):
+    """CPU seconds of `root` and all its descendants: the live ones' own time, and what the
+    exited ones left in their parents' `cutime`/`cstime` (PostgreSQL's backends, the JVM's
+    helper processes)."""
+    parent, spent = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parent[pid] = int(fields[1])
+        spent[pid] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += spent.get(pid, 0)
+        todo.extend(child for child, p in parent.items() if p == pid)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Cost:
+    """CPU seconds each component (its whole process tree) and the load generator (this
+    script's children) spend while a step runs."""
+
+    def __init__(self, components):
+        self.components = components
+
+    def __enter__(self):
+        self.cpu0 = {name: tree_cpu_seconds(pid) for name, pid in self.components.items()}
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children0 = usage.ru_utime + usage.ru_stime
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = {name: tree_cpu_seconds(pid) - self.cpu0[name]
+                        for name, pid in self.components.items()}
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.seconds["load generator"] = usage.ru_utime + usage.ru_stime - self.children0
+
+    def per_booking_ms(self, decided):
+        """CPU milliseconds per decided booking of each part, and the total."""
+        if not decided:
+            return {}
+        out = {name: round(1000 * secs / decided, 3) for name, secs in self.seconds.items()}
+        out["total"] = round(sum(v for v in out.values()), 3)
+        return out
 
 
 def cpu_seconds(pid):
@@ -409,6 +464,21 @@ def markdown(result):
             f"| {label} | {fmt(s['achieved_rate'])} | {fmt(s['decided_per_s'])} | {fmt(s['http_p50_ms'])} | "
             f"{fmt(s['http_p99_ms'])} | {fmt(s['final_p50_ms'])} | {fmt(s['final_p99_ms'])} | {fmt(s['final_p999_ms'])} | "
             f"{s['errors']} | {r('ingest-api')} | {r('booking-processor')} | {r('notifier-email')} |")
+    cost_rows = [(label, s["cpu_ms_per_booking"]) for label, s in rows if s.get("cpu_ms_per_booking")]
+    if cost_rows:
+        parts = [p for p in COMPONENTS + ["load generator"] if p in cost_rows[0][1]]
+        lines += [
+            "",
+            "## Where the cost is: CPU milliseconds per decided booking",
+            "",
+            "Each component's whole process tree (PostgreSQL's backends, the JVMs' threads), and the "
+            "load generator, over a step, divided by the bookings decided in it.",
+            "",
+            "| Offered req/s | " + " | ".join(parts) + " | total |",
+            "| --- | " + " | ".join("---" for _ in parts) + " | --- |",
+        ]
+        for label, c in cost_rows:
+            lines.append(f"| {label} | " + " | ".join(f"{c[p]:.2f}" for p in parts) + f" | {c['total']:.2f} |")
     ratios = result["ratios"]
     lines += [
         "",
@@ -460,6 +530,7 @@ def main():
     if set(services) != set(SERVICES):
         sys.exit(f"bench: services not running ({sorted(services)}): run ./dev up")
     idle = {name: round(rss_mb(pid), 1) for name, pid in services.items()}
+    components = pids(COMPONENTS)
 
     log("Kafka ceiling (ProducerPerformance / ConsumerPerformance)")
     kafka = kafka_ceiling(e, 20_000 if args.short else 300_000, 260, partitions)
@@ -479,9 +550,10 @@ def main():
     for rate in rates:
         settle(e, limit=15 if args.short else 180)
         log(f"Citaflow at {rate}/s for {step_seconds}s")
-        with Sampler(services) as sampler:
+        with Cost(components) as cost, Sampler(services) as sampler:
             report = load_step(e, rate, step_seconds, max(64, rate // 2))
         step = summarize_step(rate, report, sampler.result)
+        step["cpu_ms_per_booking"] = cost.per_booking_ms(report["decided"])
         steps.append(step)
         log(f"  achieved {fmt(step['achieved_rate'])}/s, HTTP p99 {fmt(step['http_p99_ms'])} ms, "
             f"final p99 {fmt(step['final_p99_ms'])} ms, errors {step['errors']}")
@@ -502,9 +574,10 @@ def main():
         half_rate = max(1, round(half))
         settle(e, limit=15 if args.short else 180)
         log(f"Citaflow at half the sustained rate, {half_rate}/s for {step_seconds}s")
-        with Sampler(services) as sampler:
+        with Cost(components) as cost, Sampler(services) as sampler:
             report = load_step(e, half_rate, step_seconds, max(64, half_rate // 2))
         half_step = summarize_step(half_rate, report, sampler.result)
+        half_step["cpu_ms_per_booking"] = cost.per_booking_ms(report["decided"])
         log(f"  HTTP p99 {fmt(half_step['http_p99_ms'])} ms, final p99 {fmt(half_step['final_p99_ms'])} ms, "
             f"errors {half_step['errors']}")
         if args.short and half_step["errors"]:

@@ -29,6 +29,27 @@ use crate::{
     retry::Topology,
 };
 
+/// Publishes `event` on `topic` keyed by its doctor and waits for Kafka's acknowledgement;
+/// `what` names it in the error. For the processor's own loops (reminders, waitlist), which
+/// publish what they hold locked in a transaction.
+pub async fn publish_event(
+    producer: &rdkafka::producer::FutureProducer,
+    codec: &AvroCodec<citaflow_schemas::BookingEvent>,
+    topic: &str,
+    event: &citaflow_schemas::BookingEvent,
+    what: &str,
+) -> anyhow::Result<()> {
+    let payload = codec.encode(event).await?;
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(event.doctor_id.as_bytes())
+        .payload(&payload);
+    producer
+        .send(record, Duration::from_secs(5))
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("publishing {what}: {e}"))?;
+    Ok(())
+}
+
 /// A built processor: clients created, ops listener bound, not yet consuming.
 pub struct Application {
     consumer: Arc<ProcessorConsumer>,

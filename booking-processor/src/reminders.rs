@@ -19,7 +19,7 @@ use chrono::Utc;
 use citaflow_booking_store::reminders::{self, DueReminder};
 use citaflow_platform::settings::ProcessorSettings;
 use citaflow_schemas::{AvroCodec, BookingEvent, BookingEventKind, BookingStatus};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -119,14 +119,14 @@ impl Scheduler {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let payload = self.events.encode(&event).await?;
-            let record = FutureRecord::to(&self.topic)
-                .key(event.doctor_id.as_bytes())
-                .payload(&payload);
-            self.producer
-                .send(record, Duration::from_secs(5))
-                .await
-                .map_err(|(e, _)| anyhow::anyhow!("publishing a reminder: {e}"))?;
+            crate::publish_event(
+                &self.producer,
+                &self.events,
+                &self.topic,
+                &event,
+                "a reminder",
+            )
+            .await?;
             reminders::close(
                 &mut tx,
                 reminder.booking_id,

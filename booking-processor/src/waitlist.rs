@@ -34,7 +34,7 @@ use citaflow_schemas::{AvroCodec, BookingEvent, BookingEventKind, BookingStatus}
 use rdkafka::{
     Message,
     consumer::{CommitMode, Consumer, StreamConsumer},
-    producer::{FutureProducer, FutureRecord},
+    producer::FutureProducer,
 };
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -354,15 +354,14 @@ impl Worker {
     }
 
     async fn publish(&self, event: &BookingEvent) -> anyhow::Result<()> {
-        let payload = self.events.encode(event).await?;
-        let record = FutureRecord::to(&self.topic)
-            .key(event.doctor_id.as_bytes())
-            .payload(&payload);
-        self.producer
-            .send(record, Duration::from_secs(5))
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!("publishing a waitlist event: {e}"))?;
-        Ok(())
+        crate::publish_event(
+            &self.producer,
+            &self.events,
+            &self.topic,
+            event,
+            "a waitlist event",
+        )
+        .await
     }
 }
 

@@ -174,24 +174,34 @@ async fn waitlist_events(app: &TestApp) -> Vec<BookingEvent> {
         .collect()
 }
 
+/// The entry as `who` reads it now.
+async fn entry_now(app: &TestApp, who: &Patient, entry: &Value) -> Value {
+    let path = format!("/waitlist/{}", entry["id"].as_str().unwrap());
+    let (status, now) = call(app, &who.token, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{now}");
+    now
+}
+
+/// The offer `id` as `who` reads it now.
+async fn offer_now(app: &TestApp, who: &Patient, id: &str) -> Value {
+    let path = format!("/waitlist/offers/{id}");
+    let (status, offer) = call(app, &who.token, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{offer}");
+    offer
+}
+
+/// `POST /waitlist/offers/{id}/accept` as `who` (without waiting), answering (status, body).
+async fn accept(app: &TestApp, who: &Patient, id: &str) -> (u16, Value) {
+    let path = format!("/waitlist/offers/{id}/accept");
+    call(app, &who.token, reqwest::Method::POST, &path, None).await
+}
+
 /// Waits for the entry's held offer, answering it.
 async fn offer_for(app: &TestApp, who: &Patient, entry: &Value, within: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let path = format!("/waitlist/{}", entry["id"].as_str().unwrap());
-        let (status, now) = call(app, &who.token, reqwest::Method::GET, &path, None).await;
-        assert_eq!(status, 200, "{now}");
-        if let Some(offer) = now["offer_id"].as_str() {
-            let (status, offer) = call(
-                app,
-                &who.token,
-                reqwest::Method::GET,
-                &format!("/waitlist/offers/{offer}"),
-                None,
-            )
-            .await;
-            assert_eq!(status, 200, "{offer}");
-            return offer;
+        if let Some(offer) = entry_now(app, who, entry).await["offer_id"].as_str() {
+            return offer_now(app, who, offer).await;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -222,6 +232,40 @@ async fn offers_of_slot(app: &TestApp, doctor: Uuid, start: DateTime<Utc>) -> Ve
         .collect()
 }
 
+/// A booked Tuesday slot, two patients waiting for that Tuesday (`first` joined first), and the
+/// booking cancelled.
+struct Scene {
+    clinic: Clinic,
+    start: DateTime<Utc>,
+    booking: String,
+    first: Patient,
+    second: Patient,
+    first_entry: Value,
+    second_entry: Value,
+}
+
+async fn two_waiting_then_a_cancel(app: &TestApp, hour: u32) -> Scene {
+    let clinic = clinic(app).await;
+    let tuesday = next_tuesday();
+    let start = madrid(tuesday, hour);
+    let holder = patient(app, "Carmen Ortiz").await;
+    let first = patient(app, "Lucía Pérez").await;
+    let second = patient(app, "Pablo Gil").await;
+    let booking = booked(app, &clinic, &holder, start).await;
+    let first_entry = join(app, &clinic, &first, tuesday).await;
+    let second_entry = join(app, &clinic, &second, tuesday).await;
+    cancel(app, &holder, &booking).await;
+    Scene {
+        clinic,
+        start,
+        booking,
+        first,
+        second,
+        first_entry,
+        second_entry,
+    }
+}
+
 #[tokio::test]
 async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_second_is_not_offered_it()
  {
@@ -237,17 +281,15 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
         },
     )
     .await;
-    let clinic = clinic(&app).await;
-    let tuesday = next_tuesday();
-    let start = madrid(tuesday, 10);
-    let holder = patient(&app, "Carmen Ortiz").await;
-    let first = patient(&app, "Lucía Pérez").await;
-    let second = patient(&app, "Pablo Gil").await;
-    let booking = booked(&app, &clinic, &holder, start).await;
-    let first_entry = join(&app, &clinic, &first, tuesday).await;
-    let second_entry = join(&app, &clinic, &second, tuesday).await;
-
-    cancel(&app, &holder, &booking).await;
+    let Scene {
+        clinic,
+        start,
+        booking,
+        first,
+        second,
+        first_entry,
+        second_entry,
+    } = two_waiting_then_a_cancel(&app, 10).await;
     let offer = offer_for(&app, &first, &first_entry, Duration::from_secs(20)).await;
     assert_eq!(offer["status"], "open");
     assert_eq!(offer["patient_id"], first.id.to_string());
@@ -257,14 +299,7 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
     );
     let offer_id = offer["id"].as_str().unwrap().to_owned();
     // The second patient is not offered it, nor can they see or take the first one's offer.
-    let (_, second_now) = call(
-        &app,
-        &second.token,
-        reqwest::Method::GET,
-        &format!("/waitlist/{}", second_entry["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let second_now = entry_now(&app, &second, &second_entry).await;
     assert!(second_now["offer_id"].is_null(), "{second_now}");
     for path in [
         format!("/waitlist/offers/{offer_id}"),
@@ -273,14 +308,7 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
         let (status, _) = call(&app, &second.token, reqwest::Method::GET, &path, None).await;
         assert_eq!(status, 404, "{path}");
     }
-    let (status, _) = call(
-        &app,
-        &second.token,
-        reqwest::Method::POST,
-        &format!("/waitlist/offers/{offer_id}/accept"),
-        None,
-    )
-    .await;
+    let (status, _) = accept(&app, &second, &offer_id).await;
     assert_eq!(status, 404);
 
     // The offer reaches the first patient by email and SMS, with its link.
@@ -318,14 +346,7 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
     assert_eq!(taken["patient_id"], first.id.to_string());
     assert_eq!(taken["service_id"], clinic.service.to_string());
     // Taking it twice is refused.
-    let (status, again) = call(
-        &app,
-        &first.token,
-        reqwest::Method::POST,
-        &format!("/waitlist/offers/{offer_id}/accept"),
-        None,
-    )
-    .await;
+    let (status, again) = accept(&app, &first, &offer_id).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (409, Some("offer_closed"))
@@ -334,14 +355,7 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
     // The entry closes booked and the offer taken, once the stream has the confirmation.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, entry) = call(
-            &app,
-            &first.token,
-            reqwest::Method::GET,
-            &format!("/waitlist/{}", first_entry["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
+        let entry = entry_now(&app, &first, &first_entry).await;
         if entry["status"] == "booked" {
             assert_eq!(entry["booking_id"], taken["id"]);
             break;
@@ -349,26 +363,12 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
         assert!(tokio::time::Instant::now() < deadline, "{entry}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, offer) = call(
-        &app,
-        &first.token,
-        reqwest::Method::GET,
-        &format!("/waitlist/offers/{offer_id}"),
-        None,
-    )
-    .await;
+    let offer = offer_now(&app, &first, &offer_id).await;
     assert_eq!(offer["status"], "taken", "{offer}");
 
     // Longer than a hold: the second patient is still waiting and was never offered it.
     tokio::time::sleep(Duration::from_secs(HOLD_SECS + 2)).await;
-    let (_, second_now) = call(
-        &app,
-        &second.token,
-        reqwest::Method::GET,
-        &format!("/waitlist/{}", second_entry["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let second_now = entry_now(&app, &second, &second_entry).await;
     assert_eq!(second_now["status"], "waiting");
     assert!(second_now["offer_id"].is_null(), "{second_now}");
     let events = waitlist_events(&app).await;
@@ -392,17 +392,15 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
 #[tokio::test]
 async fn a_lapsed_hold_goes_to_the_next_patient_never_to_both_at_once() {
     let app = TestApp::spawn_with(Services::default(), short_hold).await;
-    let clinic = clinic(&app).await;
-    let tuesday = next_tuesday();
-    let start = madrid(tuesday, 11);
-    let holder = patient(&app, "Carmen Ortiz").await;
-    let first = patient(&app, "Lucía Pérez").await;
-    let second = patient(&app, "Pablo Gil").await;
-    let booking = booked(&app, &clinic, &holder, start).await;
-    let first_entry = join(&app, &clinic, &first, tuesday).await;
-    let second_entry = join(&app, &clinic, &second, tuesday).await;
-
-    cancel(&app, &holder, &booking).await;
+    let Scene {
+        clinic,
+        start,
+        booking,
+        first,
+        second,
+        first_entry,
+        second_entry,
+    } = two_waiting_then_a_cancel(&app, 11).await;
     let first_offer = offer_for(&app, &first, &first_entry, Duration::from_secs(20)).await;
     let first_offer_id = first_offer["id"].as_str().unwrap().to_owned();
     // The first lets it lapse: the second is offered it.
@@ -415,36 +413,15 @@ async fn a_lapsed_hold_goes_to_the_next_patient_never_to_both_at_once() {
     .await;
     assert_eq!(second_offer["status"], "open");
     assert_ne!(second_offer["id"], first_offer["id"]);
-    let (_, lapsed) = call(
-        &app,
-        &first.token,
-        reqwest::Method::GET,
-        &format!("/waitlist/offers/{first_offer_id}"),
-        None,
-    )
-    .await;
+    let lapsed = offer_now(&app, &first, &first_offer_id).await;
     assert_eq!(lapsed["status"], "expired", "{lapsed}");
-    let (status, late) = call(
-        &app,
-        &first.token,
-        reqwest::Method::POST,
-        &format!("/waitlist/offers/{first_offer_id}/accept"),
-        None,
-    )
-    .await;
+    let (status, late) = accept(&app, &first, &first_offer_id).await;
     assert_eq!(
         (status, late["error"]["code"].as_str()),
         (409, Some("offer_closed"))
     );
     // The first keeps their place for the next freed slot.
-    let (_, first_now) = call(
-        &app,
-        &first.token,
-        reqwest::Method::GET,
-        &format!("/waitlist/{}", first_entry["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let first_now = entry_now(&app, &first, &first_entry).await;
     assert_eq!(first_now["status"], "waiting");
 
     // Never both at once: the second offer was made after the first one closed.
@@ -485,7 +462,13 @@ async fn a_lapsed_hold_goes_to_the_next_patient_never_to_both_at_once() {
         ],
         "{events:?}"
     );
-    assert!(events.iter().all(|e| e.hold_until.is_some()));
+    // Each names the freed booking and holds the slot for a while.
+    assert!(
+        events
+            .iter()
+            .all(|e| e.booking_id == booking && e.hold_until.is_some()),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

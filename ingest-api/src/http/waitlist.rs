@@ -137,6 +137,22 @@ async fn load_offer(state: &AppState, id: Uuid) -> Result<Option<Offer>, ApiErro
     .await?)
 }
 
+/// The entry `id` if `user` may see it (its patient, staff), else 404.
+async fn visible_entry(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Entry, ApiError> {
+    load_entry(state, id)
+        .await?
+        .filter(|e| may_see(user, e.patient_id))
+        .ok_or(ApiError::NotFound("waitlist entry"))
+}
+
+/// The offer `id` if `user` may see it (its patient, staff), else 404.
+async fn visible_offer(state: &AppState, user: &AuthUser, id: Uuid) -> Result<Offer, ApiError> {
+    load_offer(state, id)
+        .await?
+        .filter(|o| may_see(user, o.patient_id))
+        .ok_or(ApiError::NotFound("waitlist offer"))
+}
+
 /// The checks of a new entry that need no database: the dates.
 fn check_dates(body: &NewEntry, today: NaiveDate, horizon_days: u32) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -387,11 +403,7 @@ async fn get_entry(
     user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Entry>, ApiError> {
-    load_entry(&state, id)
-        .await?
-        .filter(|e| may_see(&user, e.patient_id))
-        .map(Json)
-        .ok_or(ApiError::NotFound("waitlist entry"))
+    visible_entry(&state, &user, id).await.map(Json)
 }
 
 /// Leave the waitlist: the entry closes `left`, and an offer held for it is declined (the slot
@@ -405,10 +417,7 @@ async fn leave_waitlist(
     user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Entry>, ApiError> {
-    let entry = load_entry(&state, id)
-        .await?
-        .filter(|e| may_see(&user, e.patient_id))
-        .ok_or(ApiError::NotFound("waitlist entry"))?;
+    let entry = visible_entry(&state, &user, id).await?;
     let mut tx = state.pool.begin().await?;
     let left = sqlx::query(
         "UPDATE waitlist_entries SET status = 'left', closed_at = now()
@@ -446,11 +455,7 @@ async fn get_offer(
     user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Json<Offer>, ApiError> {
-    load_offer(&state, id)
-        .await?
-        .filter(|o| may_see(&user, o.patient_id))
-        .map(Json)
-        .ok_or(ApiError::NotFound("waitlist offer"))
+    visible_offer(&state, &user, id).await.map(Json)
 }
 
 /// Why an offer that is not `open` (or whose hold lapsed) cannot be answered.
@@ -484,10 +489,7 @@ async fn accept_offer(
     headers: HeaderMap,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    let offer = load_offer(&state, id)
-        .await?
-        .filter(|o| may_see(&user, o.patient_id))
-        .ok_or(ApiError::NotFound("waitlist offer"))?;
+    let offer = visible_offer(&state, &user, id).await?;
     bookings::limit_rate(&state, &user)?;
     let now = Utc::now();
     let booking_id = Uuid::new_v4();
@@ -547,10 +549,7 @@ async fn decline_offer(
     user: AuthUser,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    let offer = load_offer(&state, id)
-        .await?
-        .filter(|o| may_see(&user, o.patient_id))
-        .ok_or(ApiError::NotFound("waitlist offer"))?;
+    let offer = visible_offer(&state, &user, id).await?;
     let declined = sqlx::query(
         "UPDATE waitlist_offers SET status = 'declined', closed_at = now()
           WHERE id = $1 AND status = 'open' AND hold_until > now()",

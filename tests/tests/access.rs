@@ -928,9 +928,10 @@ async fn the_api_does_what_its_openapi_document_says_for_every_role() {
             .current_dir(std::env::temp_dir())
             .kill_on_drop(true)
             .output();
-        let output = tokio::time::timeout(Duration::from_secs(240), run)
+        // A guard against a hung run, not a speed target: a run on a busy machine takes minutes.
+        let output = tokio::time::timeout(Duration::from_secs(600), run)
             .await
-            .unwrap_or_else(|_| panic!("schemathesis as {role} took more than 240 s"))
+            .unwrap_or_else(|_| panic!("schemathesis as {role} took more than 600 s"))
             .expect("run schemathesis");
         // Reproductions can carry megabytes of generated body: keep each line readable.
         let clip = |bytes: &[u8]| -> String {

@@ -248,14 +248,24 @@ cmd_up() {
         if pid=$(running_pid "$c"); then
           if service_stale "$c" "$pid"; then
             say "$c: binary is newer than the running process (or another build profile); restarting"
-            pc process restart "$c" >/dev/null || die "process-compose could not restart $c"
+            # Stop, wait for the old process to be gone (a processor drains its partitions
+            # first and holds its ports meanwhile), then start: a restart that starts the new
+            # one while the old still drains fails on "Address already in use".
+            pc process stop "$c" >/dev/null || die "process-compose could not stop $c"
+            local tick
+            for ((tick = 0; tick < (STOP_TIMEOUT + 5) * 10; tick++)); do
+              kill -0 "$pid" 2>/dev/null || break
+              sleep 0.1
+            done
+            kill -0 "$pid" 2>/dev/null && die "$c (PID $pid) did not stop within $((STOP_TIMEOUT + 5)) s"
+            pc process start "$c" >/dev/null || die "process-compose could not start $c"
           fi
         else
           check_ports_free "$c"
           pc process start "$c" >/dev/null || die "process-compose could not start $c"
         fi
       done
-      sleep 1.5 # a restart waits 1 s between stop and start
+      sleep 1.5 # process-compose reports a process it just started a moment later
       wait_for "${SERVICES[@]}"
     fi
   fi

@@ -93,7 +93,12 @@ async fn with_kafka_unreachable_bookings_are_refused_at_once_and_nothing_stays_p
         latencies[latencies.len() / 2],
         latencies[latencies.len() - 1]
     );
-    assert!(p99 <= Duration::from_secs(1), "p99 {p99:?} over 1 s");
+    // "At once" means without waiting for a produce to time out (10 s here): far under it even
+    // on a busy machine. How fast exactly is for the benchmark, not for this test.
+    assert!(
+        p99 < Duration::from_secs(5),
+        "p99 {p99:?}: requests waited for the produce timeout"
+    );
 
     let pending: i64 =
         sqlx::query_scalar("SELECT count(*) FROM appointments WHERE status = 'pending'")

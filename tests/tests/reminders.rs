@@ -307,3 +307,88 @@ async fn a_processor_and_notifiers_killed_around_the_due_time_still_remind_once(
     assert_eq!(reminder_events(&app, &id).await, 1);
     assert_eq!(reminder_rows(&app, &id).await, vec![("sent".into(), None)]);
 }
+
+/// The offsets the reminders of `booking_id` were scheduled at, longest first.
+async fn scheduled_offsets(app: &TestApp, booking_id: &str) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT offset_minutes FROM reminders WHERE booking_id = $1::uuid
+          ORDER BY offset_minutes DESC",
+    )
+    .bind(booking_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn patch_center(app: &TestApp, center: Uuid, body: Value) -> (u16, Value) {
+    let response = app
+        .request_as(
+            &app.admin_token,
+            reqwest::Method::PATCH,
+            &format!("/centers/{center}"),
+            Some(&body),
+        )
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_center_sets_its_own_reminder_offsets_through_the_api() {
+    let app = TestApp::spawn_with(Services::no_email(), |_| {}).await;
+    let (mut d, _) = directory(&app).await;
+    // Created with its own offsets: stored distinct, longest first.
+    let response = app
+        .post(
+            "/centers",
+            &json!({"name": format!("Clínica Recordatorios {}", Uuid::new_v4().simple()),
+                    "address": "Calle Mayor 1, Madrid", "timezone": "Europe/Madrid",
+                    "reminder_offsets_minutes": [60, 120, 60]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let center: Value = response.json().await.unwrap();
+    assert_eq!(center["reminder_offsets_minutes"], json!([120, 60]));
+    d.center = Uuid::parse_str(center["id"].as_str().unwrap()).unwrap();
+    // A visit 25 h ahead gets the center's offsets, not the platform's 24 h.
+    let start = whole_minute_in(25 * 60);
+    let first = confirmed(&app, &d, start).await;
+    assert_eq!(scheduled_offsets(&app, &first).await, [120, 60]);
+
+    // Out of range or too many: 422, nothing changed.
+    for bad in [
+        json!([0]),
+        json!([43201]),
+        json!((1..=11).collect::<Vec<i64>>()),
+    ] {
+        let (status, body) =
+            patch_center(&app, d.center, json!({"reminder_offsets_minutes": bad})).await;
+        assert_eq!(status, 422, "{body}");
+    }
+    // None at all, then back to the platform's (null): each applies to visits confirmed after.
+    let (status, body) =
+        patch_center(&app, d.center, json!({"reminder_offsets_minutes": []})).await;
+    assert_eq!(
+        (status, &body["reminder_offsets_minutes"]),
+        (200, &json!([]))
+    );
+    let second = confirmed(&app, &d, start + TimeDelta::hours(1)).await;
+    assert!(scheduled_offsets(&app, &second).await.is_empty());
+    let (status, body) =
+        patch_center(&app, d.center, json!({"reminder_offsets_minutes": null})).await;
+    assert_eq!(
+        (status, &body["reminder_offsets_minutes"]),
+        (200, &Value::Null)
+    );
+    let third = confirmed(&app, &d, start + TimeDelta::hours(2)).await;
+    assert_eq!(scheduled_offsets(&app, &third).await, [24 * 60]);
+    // A change of something else leaves them as they are; the first visit kept its own.
+    let (_, body) = patch_center(&app, d.center, json!({"reminder_offsets_minutes": [30]})).await;
+    assert_eq!(body["reminder_offsets_minutes"], json!([30]));
+    let (status, body) = patch_center(&app, d.center, json!({"language": "en"})).await;
+    assert_eq!(
+        (status, &body["reminder_offsets_minutes"]),
+        (200, &json!([30]))
+    );
+    assert_eq!(scheduled_offsets(&app, &first).await, [120, 60]);
+}

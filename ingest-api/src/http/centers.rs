@@ -38,6 +38,73 @@ pub struct NewCenter {
     /// Language of notifications for patients without one (`es` or `en`).
     #[schema(schema_with = domain::schema::language_change)]
     pub language: Option<String>,
+    /// When this center's patients are reminded of a visit, in minutes before it (at most 10,
+    /// each 1 to 43200 = 30 days; `[]`: no reminders). Omitted or null: the platform's
+    /// `processor.reminder_offsets_minutes`.
+    #[serde(default)]
+    #[schema(schema_with = reminder_offsets_schema)]
+    pub reminder_offsets_minutes: Option<Vec<Minutes>>,
+}
+
+/// A number of minutes, given as any JSON whole number (`60` or `60.0`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Minutes(#[serde(deserialize_with = "domain::whole_number")] pub i64);
+
+/// Longest reminder offset, in minutes (30 days).
+pub const MAX_REMINDER_OFFSET_MINUTES: i64 = 30 * 24 * 60;
+/// Most reminder offsets per center (the database's check says the same).
+pub const MAX_REMINDER_OFFSETS: usize = 10;
+
+fn reminder_offsets_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::{
+        ArrayBuilder, ObjectBuilder,
+        schema::{SchemaType, Type},
+    };
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(MAX_REMINDER_OFFSET_MINUTES)),
+        )
+        .max_items(Some(MAX_REMINDER_OFFSETS))
+        .build()
+        .into()
+}
+
+/// Checks reminder offsets (distinct, sorted longest first, as they are stored).
+fn reminder_offsets(
+    field: &str,
+    offsets: Option<Vec<Minutes>>,
+    errors: &mut Vec<super::error::FieldError>,
+) -> Option<Vec<i32>> {
+    let mut offsets: Vec<i64> = offsets?.into_iter().map(|Minutes(m)| m).collect();
+    if offsets.len() > MAX_REMINDER_OFFSETS
+        || offsets
+            .iter()
+            .any(|o| !(1..=MAX_REMINDER_OFFSET_MINUTES).contains(o))
+    {
+        errors.push(super::error::FieldError::new(
+            field,
+            format!(
+                "at most {MAX_REMINDER_OFFSETS} offsets, each between 1 and {MAX_REMINDER_OFFSET_MINUTES} minutes"
+            ),
+        ));
+        return None;
+    }
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    offsets.dedup();
+    Some(offsets.into_iter().map(|o| o as i32).collect())
+}
+
+/// A field that tells "absent" (`None`) from "null" (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Serialize, FromRow, ToSchema)]
@@ -48,10 +115,14 @@ pub struct Center {
     pub timezone: String,
     pub language: Option<String>,
     pub active: bool,
+    /// The center's own reminder offsets (minutes before a visit, longest first); null: the
+    /// platform's.
+    pub reminder_offsets_minutes: Option<Vec<i32>>,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, name, address, timezone, language, active, created_at";
+const COLUMNS: &str =
+    "id, name, address, timezone, language, active, reminder_offsets_minutes, created_at";
 
 async fn create_one(state: &AppState, body: NewCenter) -> Result<Uuid, ApiError> {
     let mut errors = Vec::new();
@@ -64,16 +135,23 @@ async fn create_one(state: &AppState, body: NewCenter) -> Result<Uuid, ApiError>
     );
     let timezone = domain::time_zone("timezone", &body.timezone, &mut errors);
     let language = domain::language("language", body.language.as_deref(), &mut errors);
+    let offsets = reminder_offsets(
+        "reminder_offsets_minutes",
+        body.reminder_offsets_minutes,
+        &mut errors,
+    );
     domain::collect(errors)?;
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO centers (id, name, address, timezone, language) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO centers (id, name, address, timezone, language, reminder_offsets_minutes)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(name)
     .bind(address)
     .bind(timezone)
     .bind(language)
+    .bind(offsets)
     .execute(&state.pool)
     .await?;
     Ok(id)
@@ -204,9 +282,15 @@ pub struct CenterUpdate {
     #[schema(schema_with = domain::schema::language_change)]
     pub language: Option<String>,
     pub active: Option<bool>,
+    /// The center's reminder offsets, as on create; null: back to the platform's; omitted:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = reminder_offsets_schema)]
+    pub reminder_offsets_minutes: Option<Option<Vec<Minutes>>>,
 }
 
-/// Update a center (admin).
+/// Update a center (admin). `reminder_offsets_minutes` applies to visits confirmed from now
+/// on (reminders already scheduled keep their times).
 #[utoipa::path(patch, path = "/centers/{id}", tag = "centers", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = CenterUpdate,
     responses((status = 200, body = Center), (status = 403, body = ErrorBody),
@@ -233,11 +317,19 @@ async fn update_center(
         .as_deref()
         .and_then(|v| domain::time_zone("timezone", v, &mut errors));
     let language = domain::language("language", body.language.as_deref(), &mut errors);
+    let offsets_given = body.reminder_offsets_minutes.is_some();
+    let offsets = reminder_offsets(
+        "reminder_offsets_minutes",
+        body.reminder_offsets_minutes.flatten(),
+        &mut errors,
+    );
     domain::collect(errors)?;
     let updated: Option<Center> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE centers SET name = COALESCE($2, name), address = COALESCE($3, address),
                 timezone = COALESCE($4, timezone), language = COALESCE($5, language),
-                active = COALESCE($6, active), updated_at = now()
+                active = COALESCE($6, active),
+                reminder_offsets_minutes = CASE WHEN $7 THEN $8 ELSE reminder_offsets_minutes END,
+                updated_at = now()
           WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -246,6 +338,8 @@ async fn update_center(
     .bind(timezone)
     .bind(language)
     .bind(body.active)
+    .bind(offsets_given)
+    .bind(offsets)
     .fetch_optional(&state.pool)
     .await?;
     updated.map(Json).ok_or(ApiError::NotFound("center"))

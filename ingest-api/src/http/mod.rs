@@ -11,6 +11,7 @@ pub mod centers;
 pub mod doctors;
 pub mod document;
 pub mod error;
+pub mod etag;
 pub mod history;
 pub mod idempotency;
 pub mod pagination;

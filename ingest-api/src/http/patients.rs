@@ -234,7 +234,7 @@ async fn get_patient(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PatientFilter {
-    /// Part of the name.
+    /// Part of the name, the email or the phone.
     #[param(schema_with = domain::schema::query_filter)]
     pub q: Option<String>,
     /// The email, in any case.
@@ -276,8 +276,15 @@ async fn list_patients(
                 .push(")");
         }
         if let Some(q) = &filter.q {
-            qb.push(" AND name ILIKE ")
-                .push_bind(format!("%{}%", domain::like_escape(q)));
+            // The desk finds a patient by whatever they say: name, email or phone.
+            let like = format!("%{}%", domain::like_escape(q));
+            qb.push(" AND (name ILIKE ")
+                .push_bind(like.clone())
+                .push(" OR email ILIKE ")
+                .push_bind(like.clone())
+                .push(" OR phone LIKE ")
+                .push_bind(like.replace(' ', ""))
+                .push(")");
         }
     };
     pagination::fetch(

@@ -85,5 +85,5 @@ test("a new patient signs up, books the first free slot, reschedules and cancels
 
   await page.getByRole("link", { name: "Mis citas" }).first().click();
   await expect(page.getByText("No tienes citas próximas.")).toBeVisible();
-  await expect(page.getByRole("list", { name: "Pasadas" }).getByRole("listitem")).toHaveCount(2);
+  await expect(page.getByRole("list", { name: "Pasadas y anuladas" }).getByRole("listitem")).toHaveCount(2);
 });

@@ -2,6 +2,7 @@
 // page for the current path. Every page but login and sign-up needs a session; without one
 // (or once it expired) the login page shows, and comes back here after.
 import { useEffect, useSyncExternalStore } from "react";
+import { Agenda } from "./features/agenda/Agenda";
 import { Login } from "./features/auth/Login";
 import { Signup } from "./features/auth/Signup";
 import { Appointment } from "./features/appointments/Appointment";
@@ -14,9 +15,9 @@ import { type Role, type Session, end, getSession, subscribe } from "./lib/sessi
 
 const home: Record<Role, string> = {
   patient: "/app/appointments",
-  secretary: "/app/appointments",
-  doctor: "/app/appointments",
-  admin: "/app/appointments",
+  secretary: "/app/agenda",
+  doctor: "/app/agenda",
+  admin: "/app/agenda",
 };
 
 const nav: Record<Role, [string, Key][]> = {
@@ -24,9 +25,9 @@ const nav: Record<Role, [string, Key][]> = {
     ["/app/book", "navBook"],
     ["/app/appointments", "navAppointments"],
   ],
-  secretary: [],
-  doctor: [],
-  admin: [],
+  secretary: [["/app/agenda", "navAgenda"]],
+  doctor: [["/app/agenda", "navAgenda"]],
+  admin: [["/app/agenda", "navAgenda"]],
 };
 
 function useSession(): Session | null {
@@ -45,6 +46,7 @@ function Page({ session }: { session: Session }) {
     const one = match("/app/appointments/:id", path);
     if (one?.id) return <Appointment id={one.id} done={query.get("done")} />;
   }
+  if (session.role !== "patient" && path === "/app/agenda") return <Agenda />;
   if (path === "/app/login" || path === "/app/signup") return <Redirect to={home[session.role]} />;
   return <p role="alert">{t("notFound")}</p>;
 }

@@ -33,6 +33,13 @@ export function formatLocalDate(date: string, lang: Lang, withYear = false): str
   }).format(new Date(`${date}T12:00:00Z`));
 }
 
+/** A local date, short: "mié, 2 dic" / "Wed 2 Dec". */
+export function formatShortDate(date: string, lang: Lang): string {
+  return new Intl.DateTimeFormat(locale(lang), { timeZone: "UTC", weekday: "short", day: "numeric", month: "short" }).format(
+    new Date(`${date}T12:00:00Z`),
+  );
+}
+
 /** The zone as people read it: "Europe/Madrid (CET)". */
 export function zoneLabel(timeZone: string, lang: Lang, at = new Date()): string {
   const part = new Intl.DateTimeFormat(locale(lang), { timeZone, timeZoneName: "short" })

@@ -10,7 +10,7 @@ import { describe } from "../../lib/errors";
 import { useLang, useT } from "../../lib/i18n";
 import { navigate } from "../../lib/router";
 import { getSession } from "../../lib/session";
-import { addDays, formatDateTime, formatLocalDate, formatTime, localDate, zoneLabel } from "../../lib/time";
+import { addDays, formatDateTime, formatLocalDate, formatShortDate, formatTime, localDate, zoneLabel } from "../../lib/time";
 import { type Availability, type FreeSlot, firstDayWithSlots, nextSlots, slotKey } from "./slots";
 
 const DAYS = 7;
@@ -207,7 +207,7 @@ export function Book({ rescheduleId, welcome }: { rescheduleId: string | null; w
                     className={d.slots.length ? "day" : "day empty"}
                     onClick={() => setDay(d.date)}
                   >
-                    <span>{formatLocalDate(d.date, lang)}</span>
+                    <span>{formatShortDate(d.date, lang)}</span>
                     <small>{d.slots.length}</small>
                   </button>
                 </li>

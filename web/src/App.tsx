@@ -3,6 +3,7 @@
 // (or once it expired) the login page shows, and comes back here after.
 import { useEffect, useSyncExternalStore } from "react";
 import { Agenda } from "./features/agenda/Agenda";
+import { CsvLoad } from "./features/admin/CsvLoad";
 import { Login } from "./features/auth/Login";
 import { Signup } from "./features/auth/Signup";
 import { Appointment } from "./features/appointments/Appointment";
@@ -27,7 +28,10 @@ const nav: Record<Role, [string, Key][]> = {
   ],
   secretary: [["/app/agenda", "navAgenda"]],
   doctor: [["/app/agenda", "navAgenda"]],
-  admin: [["/app/agenda", "navAgenda"]],
+  admin: [
+    ["/app/agenda", "navAgenda"],
+    ["/app/admin/load", "navLoad"],
+  ],
 };
 
 function useSession(): Session | null {
@@ -47,6 +51,7 @@ function Page({ session }: { session: Session }) {
     if (one?.id) return <Appointment id={one.id} done={query.get("done")} />;
   }
   if (session.role !== "patient" && path === "/app/agenda") return <Agenda />;
+  if (session.role === "admin" && path === "/app/admin/load") return <CsvLoad />;
   if (path === "/app/login" || path === "/app/signup") return <Redirect to={home[session.role]} />;
   return <p role="alert">{t("notFound")}</p>;
 }

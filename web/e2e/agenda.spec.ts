@@ -4,6 +4,7 @@ import { expect, test } from "@playwright/test";
 import { asAdmin, clinic, patient, screenshots, signIn, sql, unique } from "./support";
 
 test("a secretary books for a patient from the week view and the doctor's agenda shows it live", async ({ browser }) => {
+  test.setTimeout(150_000);
   const c = await clinic(2);
   const p = await patient();
   const secretary = { username: `sec-${unique()}`, password: `pw-${unique()}-secret` };

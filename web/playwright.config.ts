@@ -8,10 +8,9 @@ const api = process.env.CITAFLOW_DEV_API_URL ?? "http://127.0.0.1:8080";
 export default defineConfig({
   testDir: "e2e",
   outputDir: "../.run/web/test-results",
-  // Each test makes its own clinic, doctors and patients: they can run side by side, but the
-  // machine has two shared cores.
-  workers: 2,
-  fullyParallel: true,
+  // Each test makes its own clinic, doctors and patients, so they could run side by side; one
+  // at a time is faster on two shared cores (the stack and Chromium share them).
+  workers: 1,
   retries: 0,
   timeout: 90_000,
   expect: { timeout: 15_000 },

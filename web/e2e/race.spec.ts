@@ -11,7 +11,7 @@ test("two browsers race for one slot: one is confirmed, the other is offered oth
 
   for (const [i, page] of pages.entries()) {
     await signIn(page, people[i]!.email, people[i]!.password);
-    await page.getByRole("link", { name: "Pedir cita" }).click();
+    await page.getByRole("navigation").getByRole("link", { name: "Pedir cita" }).click();
     await page.getByLabel("Servicio").selectOption({ label: `${c.serviceName} (30 min)` });
     await page.getByRole("list", { name: "Horas libres" }).getByRole("button").first().click();
     await expect(page.getByRole("heading", { name: "Confirma tu cita" })).toBeVisible();

@@ -1,5 +1,5 @@
 // Shared pieces: form fields with their labels and hints, alerts read out by screen readers.
-import { type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, useId } from "react";
+import { type InputHTMLAttributes, type ReactNode, type RefObject, type SelectHTMLAttributes, useEffect, useId } from "react";
 
 export function Field({
   label,
@@ -43,4 +43,11 @@ export function Notice({ kind, children }: { kind: "error" | "ok" | "info"; chil
       {children}
     </div>
   );
+}
+
+/** Brings a panel that just opened into view (it may open far from where the user clicked). */
+export function useIntoView(ref: RefObject<HTMLElement | null>, key: unknown) {
+  useEffect(() => {
+    ref.current?.scrollIntoView?.({ block: "nearest" });
+  }, [ref, key]);
 }

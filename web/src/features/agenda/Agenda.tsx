@@ -5,8 +5,8 @@
 //
 // It updates itself: the bookings are polled every POLL_MS with the ETag of the last answer
 // (`If-None-Match`), so an unchanged agenda costs a 304 and a change shows within a poll.
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Notice, Select } from "../../components/ui";
+import { type CSSProperties, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Notice, Select, useIntoView } from "../../components/ui";
 import { ApiProblem, WAIT, api, idempotencyKey, must, type Schemas } from "../../lib/api/client";
 import { useDirectory } from "../../lib/directory";
 import { describe } from "../../lib/errors";
@@ -27,7 +27,10 @@ export function Agenda() {
   const staff = session.role === "admin" || session.role === "secretary";
   const { directory } = useDirectory();
   const [centerId, setCenterId] = useState("");
-  const [view, setView] = useState<"week" | "day">("week");
+  // A phone opens on the day, a wider screen on the week.
+  const [view, setView] = useState<"week" | "day">(() =>
+    typeof matchMedia !== "undefined" && matchMedia("(max-width: 40rem)").matches ? "day" : "week",
+  );
   const [date, setDate] = useState<string | null>(null);
   const [serviceId, setServiceId] = useState("");
   const [hours, setHours] = useState<Hours[]>([]);
@@ -39,6 +42,8 @@ export function Agenda() {
   const [notice, setNotice] = useState<{ kind: "ok" | "error"; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const etag = useRef("");
+  const panel = useRef<HTMLElement>(null);
+  useIntoView(panel, selected);
 
   // The hours: a center's (staff) or the doctor's own, everywhere.
   useEffect(() => {
@@ -278,7 +283,7 @@ export function Agenda() {
       )}
 
       {selected?.kind === "booking" && (
-        <section className="card panel" aria-label={t("appointment")}>
+        <section className="card panel" aria-label={t("appointment")} ref={panel}>
           <h2>
             {formatTime(selected.booking.starts_at, zone, lang)}–{formatTime(selected.booking.ends_at, zone, lang)}{" "}
             {formatLocalDate(localDate(selected.booking.starts_at, zone), lang)}
@@ -330,7 +335,8 @@ export function Agenda() {
       {days.map((day) => {
         const dayRows = rows(day, hereHours.filter((h) => doctorIds.includes(h.doctor_id)), shown, zone);
         return (
-          <table key={day} className="grid">
+          <div key={day} className="grid-wrap">
+          <table className="grid" style={{ "--doctors": doctorIds.length } as CSSProperties}>
             <caption>{formatLocalDate(day, lang)}</caption>
             <thead>
               <tr>
@@ -390,6 +396,7 @@ export function Agenda() {
               ))}
             </tbody>
           </table>
+          </div>
         );
       })}
       <p className="muted">{t("agendaLive", { seconds: POLL_MS / 1000 })}</p>

@@ -1,7 +1,7 @@
 // The desk books a free slot for a patient: find them by name, email or phone, or register a
 // new one, then confirm (the outcome at once, `Prefer: wait`).
-import { type FormEvent, useEffect, useState } from "react";
-import { Field, Notice, Select } from "../../components/ui";
+import { type FormEvent, useEffect, useRef, useState } from "react";
+import { Field, Notice, Select, useIntoView } from "../../components/ui";
 import { WAIT, api, idempotencyKey, must, type Schemas } from "../../lib/api/client";
 import { describe } from "../../lib/errors";
 import { useLang, useT } from "../../lib/i18n";
@@ -33,6 +33,8 @@ export function BookForPatient({
   const [registering, setRegistering] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const panel = useRef<HTMLElement>(null);
+  useIntoView(panel, slot);
 
   useEffect(() => {
     const query = q.trim();
@@ -90,7 +92,7 @@ export function BookForPatient({
   }
 
   return (
-    <section className="card panel" aria-labelledby="book-for-title">
+    <section className="card panel" aria-labelledby="book-for-title" ref={panel}>
       <h2 id="book-for-title">{t("bookFor")}</h2>
       <p>
         {formatDateTime(slot.start, zone, lang)} · {doctorName}

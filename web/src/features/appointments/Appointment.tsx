@@ -75,7 +75,7 @@ export function Appointment({ id, done }: { id: string; done: string | null }) {
       <dl className="card">
         <dt>{t("status")}</dt>
         <dd>
-          <span className="badge" data-testid="status">
+          <span className={`badge ${booking.status}`} data-testid="status">
             {statusLabel(booking, t)}
           </span>
         </dd>

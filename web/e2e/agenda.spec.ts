@@ -63,4 +63,21 @@ test("a secretary books for a patient from the week view and the doctor's agenda
   await expect(desk.getByRole("status").filter({ hasText: "Cita anulada" })).toBeVisible();
   await expect(serviceCell(doc)).toHaveCount(0);
   expect(sql(`SELECT count(*) FROM appointments WHERE patient_id = '${p.id}' AND status = 'confirmed'`)).toBe("0");
+
+  // A new patient registered at the desk and booked at once.
+  const walkIn = `Paciente nuevo ${unique()}`;
+  const email = `${walkIn.replaceAll(" ", ".").toLowerCase()}@example.test`;
+  await freeOf(desk).first().click();
+  await desk.getByRole("button", { name: "Nuevo paciente" }).click();
+  const form = desk.getByRole("form", { name: "Nuevo paciente" });
+  await form.getByLabel("Nombre y apellidos").fill(walkIn);
+  await form.getByLabel("Email").fill(email);
+  await form.getByLabel("Teléfono móvil").fill("+34600999888");
+  await form.getByRole("button", { name: "Registrar" }).click();
+  await desk.getByRole("region", { name: "Reservar para un paciente" }).getByRole("button", { name: "Confirmar" }).click();
+  await expect(desk.getByRole("status").filter({ hasText: `Cita reservada para ${walkIn}` })).toBeVisible();
+  expect(
+    sql(`SELECT a.status FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE p.email = '${email}' AND p.phone = '+34600999888'`),
+  ).toBe("confirmed");
+  await expect(serviceCell(doc)).toHaveCount(1);
 });

@@ -54,6 +54,12 @@ impl Application {
         ));
         // 5 failures per username or 50 per address within 15 minutes, then 429.
         let login_limiter = Arc::new(LoginLimiter::new(Duration::from_secs(15 * 60), 5, 50));
+        // Every sign-up attempt counts against its address for an hour.
+        let signup_limiter = Arc::new(LoginLimiter::new(
+            Duration::from_secs(3600),
+            usize::MAX,
+            settings.api.signups_per_address_per_hour as usize,
+        ));
         let booking_limiter = Arc::new(RateLimiter::new(
             settings.api.booking_rate_per_sec,
             settings.api.booking_rate_burst,
@@ -77,6 +83,7 @@ impl Application {
             outcomes,
             tokens,
             login_limiter,
+            signup_limiter,
             booking_limiter,
         };
 

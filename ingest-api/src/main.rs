@@ -15,6 +15,9 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
+    /// Print the OpenAPI document (as `/openapi.json` serves it) and exit; needs no database,
+    /// broker or secrets (the web app's API client is generated from it).
+    Openapi,
     /// Apply the database migrations and exit.
     Migrate,
     /// Create the first admin (or reset an admin's password) and exit. The password is read
@@ -32,14 +35,22 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load()?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        // Only the document on stdout: no log lines.
+        let document = ingest_api::http::document(&settings);
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     telemetry::init("ingest-api", &settings.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
             Application::build(settings)
                 .await?
                 .run_until_stopped(shutdown::on_signal())
                 .await
         }
+        Command::Openapi => unreachable!("answered above"),
         Command::Migrate => ingest_api::migrate(&settings).await,
         Command::CreateAdmin {
             username,

@@ -23,6 +23,8 @@ pub struct AppState {
     pub outcomes: Arc<Outcomes>,
     pub tokens: Arc<TokenKeys>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Patient sign-ups per address.
+    pub signup_limiter: Arc<LoginLimiter>,
     /// Booking commands per user (create, cancel, reschedule).
     pub booking_limiter: Arc<RateLimiter>,
 }

@@ -69,6 +69,7 @@ pub mod deliveries;
 pub mod phone;
 pub mod redact;
 pub mod templates;
+pub mod welcome;
 mod worker;
 
 use std::{sync::Arc, time::Duration};
@@ -150,6 +151,16 @@ impl Application {
                 .await
         });
         let drain = Duration::from_millis(self.settings.notifier.drain_timeout_ms);
+        // The email channel also sends the welcome emails of patients who signed up.
+        let welcome = match &self.sender {
+            Sender::Email(email) => Some(tokio::spawn(welcome::run(
+                self.pool.clone(),
+                email.clone(),
+                Lang::parse(&self.settings.notifier.default_language).unwrap_or(Lang::Es),
+                shutdown.clone(),
+            ))),
+            Sender::Sms(_) => None,
+        };
         let worker = Worker::new(&self.settings, self.pool, self.events, self.sender);
         tracing::info!(
             channel = self.channel.as_str(),
@@ -185,6 +196,9 @@ impl Application {
         }
         let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
         shutdown.cancel();
+        if let Some(welcome) = welcome {
+            let _ = welcome.await;
+        }
         let _ = ops.await;
         tracing::info!("notifier drained");
         Ok(())

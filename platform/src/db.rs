@@ -71,3 +71,8 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// The notice channel on which ingest-api announces a new welcome email (the outbox row of a
+/// patient who signed up, `welcome_emails`) to the email notifier; the payload is the patient
+/// id. Delivered on commit.
+pub const WELCOME_CHANNEL: &str = "citaflow_welcome";

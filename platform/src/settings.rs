@@ -481,6 +481,13 @@ pub struct ApiSettings {
     /// (the token bucket's size).
     #[serde(deserialize_with = "lenient::number")]
     pub booking_rate_burst: u32,
+    /// Patient sign-ups (`POST /auth/signup`) one address may attempt per hour, per API
+    /// replica; more get 429 with `Retry-After`.
+    #[serde(deserialize_with = "lenient::number")]
+    pub signups_per_address_per_hour: u32,
+    /// Directory of the built web app (`web/dist`), served by ingest-api at `/` (its pages
+    /// under `/app/`, hashed files under `/assets/`). Unset: no web app.
+    pub web_dir: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -493,6 +500,8 @@ impl Default for ApiSettings {
             max_future_bookings_per_patient: 20,
             booking_rate_per_sec: 5,
             booking_rate_burst: 20,
+            signups_per_address_per_hour: 10,
+            web_dir: None,
         }
     }
 }

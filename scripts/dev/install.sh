@@ -11,7 +11,7 @@
 #                                      one part; on a first `./dev up` the process graph runs
 #                                      these (install-kafka, ...) while cargo builds
 #   scripts/dev/install.sh build       Debian packages that building the services needs
-#   scripts/dev/install.sh test-tools  schemathesis (what `./dev test` needs on top)
+#   scripts/dev/install.sh test-tools  chromium and schemathesis (what `./dev test` needs on top)
 #   scripts/dev/install.sh registry-java   print the Java 21+ the registry runs with
 #
 # Where things come from: PostgreSQL and build packages from Debian (apt-get), the Kafka
@@ -188,8 +188,21 @@ install_build_packages() {
     >"$INSTALL_LOG_DIR/install-build-packages.log" 2>&1 || die_log install-build-packages "apt-get install ${missing[*]} failed"
 }
 
-# Test tools: schemathesis (API fuzzing from the OpenAPI document), from PyPI into a venv.
+# The browser the web app's tests drive: Debian's chromium (Playwright, from npm with the app,
+# is pointed at /usr/bin/chromium; its own browser download cannot work here).
+install_chromium() {
+  [[ -x $CHROMIUM ]] && return 0
+  [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null || die "the browser tests need Debian's chromium at $CHROMIUM (apt-get install chromium)"
+  say "installing chromium from Debian (browser tests)"
+  { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+    >"$INSTALL_LOG_DIR/install-chromium.log" 2>&1 || die_log install-chromium "apt-get install chromium failed"
+}
+
+# Test tools: Chromium for the browser tests, and schemathesis (API fuzzing from the OpenAPI
+# document), from PyPI into a venv.
 install_test_tools() {
+  install_chromium
   [[ -x $SCHEMATHESIS_VENV/bin/st && $(cat "$SCHEMATHESIS_VENV/.version" 2>/dev/null || true) == "$SCHEMATHESIS_VERSION" ]] && return 0
   need python3
   say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI -> .cache/schemathesis"

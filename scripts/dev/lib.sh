@@ -54,6 +54,8 @@ STOP_TIMEOUT=${CITAFLOW_DEV_STOP_TIMEOUT:-15}              # seconds before SIGK
 REGISTRY_STORAGE=${CITAFLOW_DEV_REGISTRY_STORAGE:-postgres} # postgres | memory
 # Build profile of the services: debug (default) or release (./dev bench).
 PROFILE=${CITAFLOW_DEV_PROFILE:-debug}
+# The browser of the web app's tests (Debian's chromium package).
+CHROMIUM=${CITAFLOW_DEV_CHROMIUM:-/usr/bin/chromium}
 
 KAFKA_HOME=$CACHE/kafka/$KAFKA_VERSION
 KAFKA_LIBS=$KAFKA_HOME/libs

@@ -7,7 +7,7 @@
 PC_YAML=$DEV_DIR/process-compose.yaml
 PC_SOCK=$RUN/process-compose.sock
 PC_SETTINGS=$RUN/process-compose.settings # the settings the running server was started with
-ONESHOTS=(install-kafka install-registry install-mailpit pg-bootstrap kafka-topics build migrate)
+ONESHOTS=(install-kafka install-registry install-mailpit pg-bootstrap kafka-topics build web migrate)
 
 # ---- the process-compose server: started by us, known by its PID ------------------------
 # .run/pids/process-compose.pid and .start (its start time in clock ticks since boot, from
@@ -214,7 +214,7 @@ cmd_up() {
   local -a want=(install-kafka install-registry install-mailpit "${INFRA[@]}" pg-bootstrap kafka-topics)
   if [[ $services == 1 ]]; then
     echo on >"$RUN/services.mode"
-    want+=(build migrate "${SERVICES[@]}")
+    want+=(build web migrate "${SERVICES[@]}")
   else
     echo off >"$RUN/services.mode"
   fi
@@ -243,6 +243,7 @@ cmd_up() {
         die "cargo build --bins failed (full log: .run/logs/cargo-build.log). The infrastructure is up; use './dev up --infra-only' (or CITAFLOW_DEV_SERVICES=0) to skip the services."
       }
       bash "$DEV_DIR/proc/migrate.sh" >>"$RUN/logs/migrate.log" 2>&1 || die_log migrate "'ingest-api migrate' failed"
+      PC_PROC_NAME=web bash "$DEV_DIR/proc/web.sh" >>"$RUN/logs/web.log" 2>&1 || die_log web "building the web app failed"
       refresh_states
       for c in "${SERVICES[@]}"; do
         if pid=$(running_pid "$c"); then
@@ -276,6 +277,7 @@ cmd_up() {
   cat <<EOF
 
 Citaflow dev stack is up$([[ $services == 1 ]] || echo " (infrastructure only)")
+  Web app        http://127.0.0.1:$API_PORT/   (patients sign up there; staff sign in)
   API            http://127.0.0.1:$API_PORT
   API docs       http://127.0.0.1:$API_PORT/docs   (OpenAPI: /openapi.json)
   Admin login    admin / password in .run/secrets/admin-password

@@ -6,6 +6,8 @@
 #  2. with .run/stack.env loaded: formatting, the environment against the settings contract
 #     (`citaflow settings check`), every Rust test (unit and black-box
 #     integration against the real stack), the end-to-end smoke test against the services,
+#     the web app's unit tests (Vitest) and browser tests (Playwright driving Debian's
+#     Chromium against the stack's own ingest-api, which serves the app built by ./dev up),
 #     the offline checks of the Helm chart and Kubernetes manifests, and the short benchmark
 #     (fails on errors only, never on timing).
 #
@@ -36,6 +38,7 @@ run_tests() {
   cargo test --workspace "$@" || return $?
   if (($# == 0)); then
     bash scripts/smoke.sh || return $?
+    (cd web && npm test --silent && CITAFLOW_DEV_CHROMIUM=$CHROMIUM npx playwright test) || return $?
     bash scripts/check-k8s.sh || return $?
     python3 scripts/bench.py --short --profile "$PROFILE" || return $?
   fi

@@ -852,14 +852,16 @@ fn parse_bound(field: &str, value: &str, end_of_day: bool) -> Result<DateTime<Ut
 /// only their own bookings; secretaries and admins filter by doctor, center, patient, status
 /// and dates.
 #[utoipa::path(get, path = "/bookings", tag = "bookings", security(("bearer" = [])),
-    params(BookingFilter),
-    responses((status = 200, body = Page<Booking>),
+    params(BookingFilter, ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an earlier answer: 304 while the page is unchanged")),
+    responses((status = 200, body = Page<Booking>, headers(("ETag" = String, description = "Weak validator of this page"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`", headers(("ETag" = String))),
         (status = 403, description = "A doctor or patient filtered by someone else", body = ErrorBody)))]
 async fn list_bookings(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: axum::http::HeaderMap,
     AppQuery(mut filter): AppQuery<BookingFilter>,
-) -> Result<Json<Page<Booking>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     match user.role {
         Role::Admin | Role::Secretary => {}
         Role::Doctor => {
@@ -941,7 +943,7 @@ async fn list_bookings(
         params,
     )
     .await
-    .map(Json)
+    .map(|page: Page<Booking>| super::etag::json(&headers, &page))
 }
 
 /// Whether a booking may still be cancelled or moved: pending, or confirmed with no

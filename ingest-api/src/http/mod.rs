@@ -11,13 +11,16 @@ pub mod centers;
 pub mod doctors;
 pub mod document;
 pub mod error;
+pub mod etag;
 pub mod history;
 pub mod idempotency;
 pub mod pagination;
 pub mod patients;
 pub mod services;
+pub mod signup;
 pub mod users;
 pub mod waitlist;
+pub mod web;
 
 use std::time::Instant;
 
@@ -49,7 +52,7 @@ use crate::state::AppState;
     modifiers(&BearerAuth),
     tags(
         (name = "agenda", description = "Where and when each doctor works: weekly hours and exceptions"),
-        (name = "auth", description = "Sign in"),
+        (name = "auth", description = "Sign in; patients sign up"),
         (name = "availability", description = "Free slots of a service"),
         (name = "bookings", description = "Request, read, cancel and move appointments; record attendance; read their history"),
         (name = "centers", description = "Clinics of the network"),
@@ -92,23 +95,39 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(history::router())
         .merge(patients::router())
         .merge(services::router())
+        .merge(signup::router())
         .merge(users::router())
         .merge(waitlist::router())
         .split_for_parts()
 }
 
-/// The public HTTP surface of ingest-api (the API, its document and `/health/*`), ready for
+/// The API's OpenAPI document as `/openapi.json` serves it (`ingest-api openapi` prints it, so
+/// the web app's client is generated without a running server).
+pub fn document(settings: &citaflow_platform::Settings) -> utoipa::openapi::OpenApi {
+    let (_, mut openapi) = api();
+    document::complete(&mut openapi, settings);
+    openapi
+}
+
+/// The public HTTP surface of ingest-api (the API, its document, the web app and `/health/*`), ready for
 /// `axum::serve` or in-process tests. `/metrics` is not here: see [`ops_router`].
 pub fn router(state: AppState, readiness: ops::Readiness) -> Router {
     let body_limit = state.settings.api.body_limit_bytes;
     let (api, mut openapi) = api();
     document::complete(&mut openapi, &state.settings);
     let document = openapi.clone();
+    let web = state
+        .settings
+        .api
+        .web_dir
+        .as_deref()
+        .and_then(|dir| web::router(std::path::Path::new(dir)));
     Router::new()
         .merge(api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .merge(web.unwrap_or_default())
         .route(
             "/openapi.json",
             get(move || std::future::ready(Json(document.clone()))),

@@ -72,6 +72,16 @@ pub struct Patient {
 const COLUMNS: &str = "id, user_id, name, phone, email, language, status, created_at";
 
 async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError> {
+    create(state, body, false).await
+}
+
+/// Creates a patient and its user; with `welcome`, also the welcome email's outbox row
+/// (`welcome_emails`), in the same transaction.
+pub(super) async fn create(
+    state: &AppState,
+    body: NewPatient,
+    welcome: bool,
+) -> Result<Uuid, ApiError> {
     let mut errors = Vec::new();
     let name = domain::required_text("name", &body.name, domain::MAX_NAME_CHARS, &mut errors);
     let phone = body
@@ -123,6 +133,18 @@ async fn create_one(state: &AppState, body: NewPatient) -> Result<Uuid, ApiError
     .bind(status)
     .execute(&mut *tx)
     .await?;
+    if welcome {
+        sqlx::query("INSERT INTO welcome_emails (patient_id) VALUES ($1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Delivered on commit.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(citaflow_platform::db::WELCOME_CHANNEL)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(id)
 }
@@ -212,7 +234,7 @@ async fn get_patient(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PatientFilter {
-    /// Part of the name.
+    /// Part of the name, the email or the phone.
     #[param(schema_with = domain::schema::query_filter)]
     pub q: Option<String>,
     /// The email, in any case.
@@ -254,8 +276,15 @@ async fn list_patients(
                 .push(")");
         }
         if let Some(q) = &filter.q {
-            qb.push(" AND name ILIKE ")
-                .push_bind(format!("%{}%", domain::like_escape(q)));
+            // The desk finds a patient by whatever they say: name, email or phone.
+            let like = format!("%{}%", domain::like_escape(q));
+            qb.push(" AND (name ILIKE ")
+                .push_bind(like.clone())
+                .push(" OR email ILIKE ")
+                .push_bind(like.clone())
+                .push(" OR phone LIKE ")
+                .push_bind(like.replace(' ', ""))
+                .push(")");
         }
     };
     pagination::fetch(

@@ -17,7 +17,10 @@ mod ics;
 mod messages;
 mod reasons;
 mod sms;
+mod welcome;
 mod words;
+
+pub use welcome::welcome;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

@@ -13,7 +13,11 @@ set +a
 export CITAFLOW__HTTP__PORT
 CITAFLOW__HTTP__PORT=$(svc_port "$name")
 case $name in
-ingest-api) export CITAFLOW__HTTP__OPS_PORT=$API_OPS_PORT ;;
+ingest-api)
+  export CITAFLOW__HTTP__OPS_PORT=$API_OPS_PORT
+  # The web app built by proc/web.sh.
+  export CITAFLOW__API__WEB_DIR=$ROOT/web/dist
+  ;;
 notifier-email) export CITAFLOW__NOTIFIER__CHANNEL=email ;;
 notifier-sms) export CITAFLOW__NOTIFIER__CHANNEL=sms ;;
 esac

@@ -15,10 +15,17 @@ DOCKER_LOG=$RUN/logs/dockerd.log
 # may want the buildx plugin for builds.
 DOCKER_CLI=${CITAFLOW_DOCKER_CLI:-/usr/bin/docker}
 
-# The image we ship (the Helm chart's image.repository and image.tag, compose.yaml's image).
-IMAGE_REPO=${CITAFLOW_IMAGE_REPO:-ghcr.io/citaflow/citaflow}
-IMAGE_TAG=${CITAFLOW_IMAGE_TAG:-0.1.0}
-IMAGE=$IMAGE_REPO:$IMAGE_TAG
+# The image we ship, named as the Helm chart names it: image.repository of values.yaml and,
+# for the tag, the chart's appVersion (compose.yaml's default image is the same; compose.sh
+# verify checks it).
+chart_image() {
+  local repo tag
+  repo=$(awk '/^image:/ {in_image = 1; next} in_image && /^[^ ]/ {in_image = 0} in_image && $1 == "repository:" {print $2; exit}' \
+    "$ROOT/helm/citaflow/values.yaml")
+  tag=$(awk -F'"' '/^appVersion:/ {print $2; exit}' "$ROOT/helm/citaflow/Chart.yaml")
+  printf '%s:%s\n' "${repo:?no image.repository in values.yaml}" "${tag:?no appVersion in Chart.yaml}"
+}
+IMAGE=${CITAFLOW_IMAGE:-$(chart_image)}
 
 # Local base images, made from Debian packages (scripts/containers/bases.sh).
 DEBIAN_SUITE=bookworm

@@ -22,4 +22,4 @@ ENV QUARKUS_HTTP_HOST=0.0.0.0 QUARKUS_HTTP_PORT=8080 QUARKUS_MANAGEMENT_PORT=900
 USER 1001
 WORKDIR /deployments
 EXPOSE 8080 9000
-CMD ["/opt/java/bin/java", "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError", "-Djava.io.tmpdir=/tmp", "-jar", "/deployments/quarkus-run.jar"]
+CMD ["/opt/java/bin/java", "-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError", "-Djava.io.tmpdir=/tmp", "-jar", "/deployments/quarkus-run.jar"]

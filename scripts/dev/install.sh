@@ -12,6 +12,9 @@
 #                                      these (install-kafka, ...) while cargo builds
 #   scripts/dev/install.sh build       Debian packages that building the services needs
 #   scripts/dev/install.sh test-tools  chromium and schemathesis (what `./dev test` needs on top)
+#   scripts/dev/install.sh containers  a container engine and its tools from Debian: dockerd
+#                                      (docker.io, run as a plain process by
+#                                      scripts/containers/engine.sh), docker-compose, debootstrap
 #   scripts/dev/install.sh registry-java   print the Java 21+ the registry runs with
 #
 # Where things come from: PostgreSQL and build packages from Debian (apt-get), the Kafka
@@ -216,6 +219,24 @@ install_test_tools() {
   printf '%s\n' "$SCHEMATHESIS_VERSION" >"$SCHEMATHESIS_VENV/.version"
 }
 
+# The container engine (./dev image, compose.yaml, the testcontainers tests): Debian's
+# dockerd 20.10 with containerd, runc and its CLI; Debian's docker-compose 1.29 (Compose
+# file format 3.x plus the Compose spec's depends_on conditions); debootstrap, which makes the
+# local base images from Debian packages (no container registry is needed).
+install_containers() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v iptables >/dev/null || missing+=(iptables)
+  ((${#missing[@]} == 0)) && return 0
+  [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null || die "the container tools need: ${missing[*]} (install them with apt-get)"
+  say "installing container tools from Debian: ${missing[*]}"
+  { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+    >"$INSTALL_LOG_DIR/install-containers.log" 2>&1 || die_log install-containers "apt-get install ${missing[*]} failed"
+}
+
 install_core() {
   need curl
   need setsid
@@ -244,11 +265,12 @@ main() {
   mailpit) install_mailpit ;;
   build) install_build_packages ;;
   test-tools) install_test_tools ;;
+  containers) install_containers ;;
   registry-java)
     resolve_registry_java
     printf '%s\n' "$REGISTRY_JAVA"
     ;;
-  *) die "install.sh: unknown part '$1' (stack, core, kafka, registry, mailpit, build, test-tools, registry-java)" ;;
+  *) die "install.sh: unknown part '$1' (stack, core, kafka, registry, mailpit, build, test-tools, containers, registry-java)" ;;
   esac
 }
 

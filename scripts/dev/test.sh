@@ -9,7 +9,12 @@
 #     the web app's unit tests (Vitest) and browser tests (Playwright driving Debian's
 #     Chromium against the stack's own ingest-api, which serves the app built by ./dev up),
 #     the offline checks of the Helm chart and Kubernetes manifests, and the short benchmark
-#     (fails on errors only, never on timing).
+#     (fails on errors only, never on timing);
+#  3. containers, on this checkout's own engine (dockerd started and stopped by PID): the service
+#     image built from the Dockerfile and checked running in place of the ./dev services
+#     (`./dev image test`), compose.yaml end to end (`./dev compose verify`), and the
+#     walking-skeleton tests with their own infrastructure through testcontainers
+#     (scripts/containers/testcontainers.sh). CITAFLOW_TEST_CONTAINERS=0 leaves them out.
 #
 # Arguments go to `cargo test` (e.g. `./dev test -p citaflow-tests walking`); then the
 # formatting check, the smoke test, the chart checks and the benchmark are skipped.
@@ -41,12 +46,21 @@ run_tests() {
     (cd web && npm test --silent && CITAFLOW_DEV_CHROMIUM=$CHROMIUM npx playwright test) || return $?
     bash scripts/check-k8s.sh || return $?
     python3 scripts/bench.py --short --profile "$PROFILE" || return $?
+    if [[ ${CITAFLOW_TEST_CONTAINERS:-1} != 0 ]]; then
+      bash scripts/containers/image.sh test || return $?
+      bash scripts/containers/compose.sh verify || return $?
+      bash scripts/containers/testcontainers.sh || return $?
+    fi
   fi
 }
 
 cd "$ROOT"
 say "running tests: cargo test --workspace $*"
+# the container engine is stopped again if this run started it
+engine_was_up=0
+bash scripts/containers/engine.sh status >/dev/null 2>&1 && engine_was_up=1
 rc=0
 run_tests "$@" || rc=$?
+if ((engine_was_up == 0)); then bash scripts/containers/engine.sh down || true; fi
 if ((rc == 0)); then say "tests passed"; else say "tests FAILED (exit $rc)"; fi
 exit "$rc"

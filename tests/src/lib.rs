@@ -22,6 +22,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod containers;
 pub mod faults;
 pub mod mailpit;
 pub mod process;
@@ -49,10 +50,15 @@ fn stack_env_file() -> PathBuf {
 impl Stack {
     /// Reads the stack's endpoints from the environment, falling back to `.run/stack.env`
     /// written by `./dev up`. Panics with instructions when the stack is not there: these
-    /// tests need the real services and never pass without them.
+    /// tests need the real services and never pass without them. With
+    /// `CITAFLOW_TEST_STACK=testcontainers` the tests start their own infrastructure instead
+    /// ([`containers`]).
     pub fn get() -> &'static Stack {
         static STACK: OnceLock<Stack> = OnceLock::new();
         STACK.get_or_init(|| {
+            if containers::enabled() {
+                return containers::start();
+            }
             let file: HashMap<String, String> = contract::read_env_file(&stack_env_file())
                 .map(|vars| vars.into_iter().collect())
                 .unwrap_or_default();

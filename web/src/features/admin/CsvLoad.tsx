@@ -65,6 +65,8 @@ export function CsvLoad() {
     const chosen = [...((e.currentTarget.elements.namedItem("files") as HTMLInputElement).files ?? [])];
     setError(null);
     setBad([]);
+    // The previous load's report goes at once: what shows next is this load's.
+    setReports([]);
     const out: FileReport[] = [];
     const badRows: BadRow[] = [];
     const work: { kind: Kind; file: string; records: { line: number; item: unknown }[] }[] = [];

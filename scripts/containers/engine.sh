@@ -39,10 +39,9 @@ engine_up() {
 }
 
 engine_down() {
-  [[ -s $DOCKER_PIDFILE ]] || { rm -f "$DOCKER_SOCK"; return 0; }
-  local pid i
-  pid=$(<"$DOCKER_PIDFILE")
-  if kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]; then
+  local pid="" i
+  if [[ -s $DOCKER_PIDFILE ]]; then pid=$(<"$DOCKER_PIDFILE"); fi
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]; then
     say "engine: stopping dockerd (PID $pid)"
     kill -TERM "$pid"
     for ((i = 0; i < 60; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
@@ -51,6 +50,12 @@ engine_down() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
+  # dockerd leaves its network namespace mounted under the exec-root (nsfs): unmount what is
+  # left there, so the checkout's .run can be removed.
+  local mnt
+  while read -r mnt; do
+    umount "$mnt" 2>/dev/null || warn "could not unmount $mnt"
+  done < <(awk -v root="$DOCKER_RUN/exec/" 'index($2, root) == 1 {print $2}' /proc/self/mounts)
   rm -f "$DOCKER_PIDFILE" "$DOCKER_SOCK"
 }
 

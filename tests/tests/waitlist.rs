@@ -196,6 +196,22 @@ async fn accept(app: &TestApp, who: &Patient, id: &str) -> (u16, Value) {
     call(app, &who.token, reqwest::Method::POST, &path, None).await
 }
 
+/// `who` takes offer `id`, waiting for the decision: answers the booking, confirmed (201).
+async fn taken(app: &TestApp, who: &Patient, id: &str) -> Value {
+    let response = app
+        .http
+        .post(app.url(&format!("/waitlist/offers/{id}/accept")))
+        .bearer_auth(&who.token)
+        .header("Prefer", "wait=10")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let booking: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "accept: {booking}");
+    booking
+}
+
 /// Waits for the entry's held offer, answering it.
 async fn offer_for(app: &TestApp, who: &Patient, entry: &Value, within: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + within;
@@ -331,17 +347,7 @@ async fn the_first_waiting_patient_is_offered_a_freed_slot_takes_it_and_the_seco
     assert!(sms.iter().any(|m| m.body.contains(&link)), "{sms:?}");
 
     // Taken: a normal booking, confirmed.
-    let response = app
-        .http
-        .post(app.url(&format!("/waitlist/offers/{offer_id}/accept")))
-        .bearer_auth(&first.token)
-        .header("Prefer", "wait=10")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let taken: Value = response.json().await.unwrap();
-    assert_eq!(status, 201, "accept: {taken}");
+    let taken = taken(&app, &first, &offer_id).await;
     assert_eq!(taken["status"], "confirmed");
     assert_eq!(taken["patient_id"], first.id.to_string());
     assert_eq!(taken["service_id"], clinic.service.to_string());
@@ -431,20 +437,7 @@ async fn a_lapsed_hold_goes_to_the_next_patient_never_to_both_at_once() {
     let made: DateTime<Utc> = serde_json::from_value(offers[1]["created"].clone()).unwrap();
     assert!(closed <= made, "{offers:?}");
 
-    let response = app
-        .http
-        .post(app.url(&format!(
-            "/waitlist/offers/{}/accept",
-            second_offer["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&second.token)
-        .header("Prefer", "wait=10")
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let taken: Value = response.json().await.unwrap();
-    assert_eq!(status, 201, "accept: {taken}");
+    let taken = taken(&app, &second, second_offer["id"].as_str().unwrap()).await;
     assert_eq!(taken["patient_id"], second.id.to_string());
 
     // On the stream: offered to the first, expired, offered to the second, in that order.

@@ -43,6 +43,13 @@ image_build() {
   local size
   size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
   say "image: $IMAGE built in $((SECONDS - t0)) s, size $((size / 1024 / 1024)) MiB ($size bytes)"
+  if [[ $LEAN == 1 ]]; then
+    # a clean clone builds the image once: its release build (the builder stage's cache mounts)
+    # and the Rust toolchain base are gigabytes nothing after this step needs
+    docker builder prune -af >/dev/null
+    docker rmi "$LOCAL_RUST" >/dev/null 2>&1 || true
+    disk_report "image built; build cache and $LOCAL_RUST removed"
+  fi
 }
 
 # The containers' environment: the services' settings (CITAFLOW__*) from .run/stack.env, as a

@@ -52,6 +52,12 @@ EVENT_PARTITIONS=${CITAFLOW_DEV_EVENT_PARTITIONS:-6}
 READY_TIMEOUT=${CITAFLOW_DEV_READY_TIMEOUT:-180}            # seconds per component
 STOP_TIMEOUT=${CITAFLOW_DEV_STOP_TIMEOUT:-15}              # seconds before SIGKILL
 REGISTRY_STORAGE=${CITAFLOW_DEV_REGISTRY_STORAGE:-postgres} # postgres | memory
+# Lean disk (CITAFLOW_DEV_LEAN=1, which .ci/run sets for its clean clone): no incremental
+# compilation caches (gigabytes for a workspace of this size, useless to a build that runs
+# once), and the container steps drop their build caches once the image is built
+# (scripts/containers/image.sh). A developer's checkout keeps them: rebuilds are faster.
+LEAN=${CITAFLOW_DEV_LEAN:-0}
+if [[ $LEAN == 1 ]]; then export CARGO_INCREMENTAL=0; fi
 # Build profile of the services: debug (default) or release (./dev bench).
 PROFILE=${CITAFLOW_DEV_PROFILE:-debug}
 # The browser of the web app's tests (Debian's chromium package).
@@ -94,6 +100,17 @@ REGISTRY_JVM_OPTS=(-Xms64m -Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX
 
 # ---- helpers ------------------------------------------------------------------------------
 say() { printf '[dev] %s\n' "$*"; }
+# One line on the disk: free space on the checkout's file system and what the build output and
+# the caches hold (a CI run once stopped on "no space left on device"; this shows where it went).
+disk_report() { # label
+  local free used=()
+  free=$(df -h --output=avail "$ROOT" 2>/dev/null | tail -1 | tr -d ' ')
+  local d
+  for d in target .cache/containers .cache; do
+    [[ -d $ROOT/$d ]] && used+=("$d $(du -sh "$ROOT/$d" 2>/dev/null | cut -f1)")
+  done
+  say "disk ($1): $free free; $(IFS=','; printf '%s' "${used[*]}" | sed 's/,/, /g')"
+}
 warn() { printf '[dev] WARNING: %s\n' "$*" >&2; }
 die() {
   printf '[dev] ERROR: %s\n' "$*" >&2

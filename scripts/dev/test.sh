@@ -22,6 +22,7 @@ set -euo pipefail
 # shellcheck source=scripts/dev/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+disk_report start
 CITAFLOW_DEV_SERVICES=1 "$ROOT/dev" up
 "$DEV_DIR/install.sh" test-tools
 set -a
@@ -42,13 +43,16 @@ run_tests() {
   fi
   cargo test --workspace "$@" || return $?
   if (($# == 0)); then
+    disk_report "Rust tests done"
     bash scripts/smoke.sh || return $?
     (cd web && npm test --silent && CITAFLOW_DEV_CHROMIUM=$CHROMIUM npx playwright test) || return $?
     bash scripts/check-k8s.sh || return $?
     python3 scripts/bench.py --short --profile "$PROFILE" || return $?
     if [[ ${CITAFLOW_TEST_CONTAINERS:-1} != 0 ]]; then
+      disk_report "before the container steps"
       bash scripts/containers/image.sh test || return $?
       bash scripts/containers/compose.sh verify || return $?
+      disk_report "compose verified"
       bash scripts/containers/testcontainers.sh || return $?
     fi
   fi
@@ -60,7 +64,9 @@ say "running tests: cargo test --workspace $*"
 engine_was_up=0
 bash scripts/containers/engine.sh status >/dev/null 2>&1 && engine_was_up=1
 rc=0
+disk_report "stack up"
 run_tests "$@" || rc=$?
+disk_report "end"
 if ((engine_was_up == 0)); then bash scripts/containers/engine.sh down || true; fi
 if ((rc == 0)); then say "tests passed"; else say "tests FAILED (exit $rc)"; fi
 exit "$rc"

@@ -37,18 +37,16 @@ pub struct EventIds {
     pub previous_booking_id: Option<Uuid>,
 }
 
-/// Looks up the patient, center, doctor and the booking's history. `None` when the patient is
-/// unknown (e.g. a booking rejected because the patient does not exist).
 /// Whether the waitlist offer `offer_id` is still held for its patient: its message is sent
-/// only then (a late reader does not offer a slot that went to the next patient).
-pub async fn offer_still_open(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx::Error> {
-    let open: Option<bool> = sqlx::query_scalar(
+/// only then (a late reader does not offer a slot that went to the next patient). `None`: no
+/// such offer (yet: the processor publishes the offer before its transaction commits).
+pub async fn offer_still_open(pool: &PgPool, offer_id: Uuid) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
         "SELECT status = 'open' AND hold_until > now() FROM waitlist_offers WHERE id = $1",
     )
     .bind(offer_id)
     .fetch_optional(pool)
-    .await?;
-    Ok(open.unwrap_or(false))
+    .await
 }
 
 /// Whether the booking is still confirmed, with no attendance recorded, at the start (epoch
@@ -70,6 +68,8 @@ pub async fn still_confirmed(
     Ok(found.unwrap_or(false))
 }
 
+/// Looks up the patient, center, doctor and the booking's history. `None` when the patient is
+/// unknown (e.g. a booking rejected because the patient does not exist).
 pub async fn resolve(
     pool: &PgPool,
     ids: EventIds,

@@ -375,15 +375,26 @@ impl Worker {
             }
         }
         // An offer is sent only while it is held: one read late (after its hold lapsed, or
-        // taken or declined meanwhile) is not news any more.
+        // taken or declined meanwhile) is not news any more. The processor publishes the offer
+        // while its transaction is still open (it commits after Kafka's ack), so a prompt
+        // reader may not see the row yet: that is retried, for a while; an offer whose row
+        // never appears (the processor stopped before committing) was never made.
         if event.kind == BookingEventKind::WaitlistOffered {
             let offer = event
                 .waitlist_offer_id
                 .as_deref()
                 .and_then(|id| Uuid::parse_str(id).ok());
-            match offer {
-                Some(id) if contact::offer_still_open(&self.pool, id).await? => {}
-                _ => return Ok(Prepared::Done(Closing::Skipped("offer_closed"))),
+            let state = match offer {
+                Some(id) => contact::offer_still_open(&self.pool, id).await?,
+                None => Some(false),
+            };
+            match state {
+                Some(true) => {}
+                Some(false) => return Ok(Prepared::Done(Closing::Skipped("offer_closed"))),
+                None if event_age(event) < OFFER_COMMIT_WAIT => {
+                    return Err(anyhow::anyhow!("the offer is not committed yet").into());
+                }
+                None => return Ok(Prepared::Done(Closing::Skipped("offer_never_made"))),
             }
         }
         let Some(mut recipient) = contact::resolve(&self.pool, ids, self.default_lang).await?
@@ -427,6 +438,16 @@ impl Worker {
 enum Address {
     Email { to: String, name: String },
     Phone(Phone),
+}
+
+/// How long after an offer event its row may still be missing (the processor's transaction
+/// commits after Kafka's acknowledgement, well within this).
+const OFFER_COMMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Time since the event occurred (zero for an event from the future).
+fn event_age(event: &BookingEvent) -> Duration {
+    let age_ms = Utc::now().timestamp_millis() - event.occurred_at;
+    Duration::from_millis(age_ms.max(0) as u64)
 }
 
 enum Prepared {

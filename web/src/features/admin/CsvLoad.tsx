@@ -1,16 +1,20 @@
-// The initial load in the browser: the admin picks the CSV files, the page reads and checks
-// them here and sends their rows to the bulk endpoints in chunks, in dependency order, showing
-// progress and each bad row with its file, line and reason. A row whose key is already there
-// (409 duplicate) counts as already there, so loading twice adds nothing.
+// The initial load in the browser: the admin picks the CSV files (the directory's five and the
+// agenda's three), the page reads and checks them here and sends their rows to the bulk
+// endpoints in chunks, in dependency order, showing progress and each bad row with its file,
+// line and reason. A row already there (409 duplicate, or the same offer, range or exception:
+// ./agenda.ts) counts as already there, so loading twice adds nothing.
 import { type FormEvent, useState } from "react";
 import { Notice } from "../../components/ui";
-import { ApiProblem, api, type Schemas } from "../../lib/api/client";
+import { ApiProblem, api, isErrorBody, must, type Schemas } from "../../lib/api/client";
 import { reloadDirectory } from "../../lib/directory";
 import { describe } from "../../lib/errors";
 import { useLang, useT } from "../../lib/i18n";
-import { FILES, type Kind, item, kindOf, read } from "./csv";
+import { EXCEPTION_FIELDS, HOURS_FIELDS, type Lookup, identity, lookupFrom, planOffers, prepare, windows } from "./agenda";
+import { type DirectoryKind, FILES, type Kind, type Record, isAgenda, item, kindOf, normalise, read, repeats } from "./csv";
 
 const CHUNK = 100;
+/** Longest span of dates asked for in one GET /agenda-exceptions. */
+const EXCEPTION_WINDOW_DAYS = 28;
 
 interface FileReport {
   file: string;
@@ -26,7 +30,12 @@ interface BadRow {
   reason: string;
 }
 
-function bulk(kind: Kind, items: unknown[]) {
+/** What became of one row. */
+type Outcome = "created" | "existing" | { bad: string };
+
+type BulkKind = DirectoryKind | "working_hours" | "agenda_exceptions";
+
+function bulk(kind: BulkKind, items: unknown[]) {
   const body = { body: items as never };
   switch (kind) {
     case "centers":
@@ -39,6 +48,10 @@ function bulk(kind: Kind, items: unknown[]) {
       return api.POST("/patients/bulk", body);
     case "services":
       return api.POST("/services/bulk", body);
+    case "working_hours":
+      return api.POST("/working-hours/bulk", body);
+    case "agenda_exceptions":
+      return api.POST("/agenda-exceptions/bulk", body);
   }
 }
 
@@ -49,6 +62,136 @@ function reason(error: Schemas["ErrorDetail"]): string {
     return f.field ? `${f.field}: ${f.message ?? ""}` : (f.message ?? "");
   });
   return fields.length ? fields.join("; ") : error.message;
+}
+
+/** Every item of a paginated list. */
+async function all<T>(page: (n: number) => Promise<{ items: T[]; total: number }>): Promise<T[]> {
+  const out: T[] = [];
+  for (let n = 1; ; n++) {
+    const p = await page(n);
+    out.push(...p.items);
+    if (p.items.length === 0 || out.length >= p.total) return out;
+  }
+}
+
+const PER_PAGE = 200;
+
+/** The directory as the agenda files name it, read after the directory files are loaded. */
+async function loadLookup(): Promise<Lookup> {
+  const [users, doctors, centers, services] = await Promise.all([
+    all((page) => must(api.GET("/users", { params: { query: { role: "doctor", page, per_page: PER_PAGE } } }))),
+    all((page) => must(api.GET("/doctors", { params: { query: { page, per_page: PER_PAGE } } }))),
+    all((page) => must(api.GET("/centers", { params: { query: { page, per_page: PER_PAGE } } }))),
+    all((page) => must(api.GET("/services", { params: { query: { page, per_page: PER_PAGE } } }))),
+  ]);
+  return lookupFrom(users, doctors, centers, services);
+}
+
+/** Sends items in chunks to a bulk endpoint: each item's outcome, in order (409 `duplicate`
+ * counts as already there), `onChunk` after each answer. A refused request (not a per-item
+ * error) throws. */
+async function sendBulk(
+  kind: BulkKind,
+  items: unknown[],
+  onChunk: (outcomes: { index: number; outcome: Outcome; code?: string }[]) => void,
+) {
+  for (let at = 0; at < items.length; at += CHUNK) {
+    const r = await bulk(kind, items.slice(at, at + CHUNK));
+    if (!r.data) throw new ApiProblem(r.response.status, r.error as never);
+    onChunk(
+      r.data.results.map((result) => {
+        const index = at + result.index;
+        if (result.status === "created") return { index, outcome: "created" };
+        const code = result.error.code;
+        return { index, code, outcome: code === "duplicate" ? "existing" : { bad: reason(result.error) } };
+      }),
+    );
+  }
+}
+
+/** doctor_services.csv: one PUT per service, adding the file's doctors to the service's. */
+async function loadOffers(records: Record[], lookup: Lookup, settle: (i: number, o: Outcome) => void) {
+  const { known, plans } = planOffers(records, lookup);
+  known.forEach((k, i) => k && settle(i, k));
+  for (const plan of plans) {
+    const r = await api.PUT("/services/{id}/doctors", {
+      params: { path: { id: plan.serviceId } },
+      body: { doctor_ids: plan.doctorIds },
+    });
+    const outcome: Outcome = r.data ? "created" : { bad: isErrorBody(r.error) ? reason(r.error.error) : `HTTP ${r.response.status}` };
+    for (const i of plan.adds) settle(i, outcome);
+  }
+}
+
+/** The items of an agenda file's rows, by row index; a row naming nothing known is settled bad. */
+function prepareAll(
+  kind: "working_hours" | "agenda_exceptions",
+  records: Record[],
+  lookup: Lookup,
+  settle: (i: number, o: Outcome) => void,
+): { index: number; item: { [f: string]: string } }[] {
+  const ready: { index: number; item: { [f: string]: string } }[] = [];
+  records.forEach((record, index) => {
+    const p = prepare(kind, record, lookup);
+    if ("bad" in p) settle(index, p);
+    else ready.push({ index, item: p.item });
+  });
+  return ready;
+}
+
+/** working_hours.csv: sent in bulk; a range refused as `hours_overlap` is already there when the
+ * doctor has the very same range (a second load), a bad row otherwise. */
+async function loadHours(records: Record[], lookup: Lookup, settle: (i: number, o: Outcome) => void) {
+  const sent = prepareAll("working_hours", records, lookup, settle);
+  const overlaps: { index: number; item: { [f: string]: string }; outcome: Outcome }[] = [];
+  await sendBulk(
+    "working_hours",
+    sent.map((s) => s.item),
+    (outcomes) => {
+      for (const { index, outcome, code } of outcomes) {
+        if (code === "hours_overlap") overlaps.push({ ...sent[index]!, outcome });
+        else settle(sent[index]!.index, outcome);
+      }
+    },
+  );
+  const doctors = [...new Set(overlaps.map((o) => o.item.doctor_id!))];
+  const there = new Set<string>();
+  for (const doctor_id of doctors) {
+    const hours = await all((page) => must(api.GET("/working-hours", { params: { query: { doctor_id, page, per_page: PER_PAGE } } })));
+    for (const h of hours) there.add(identity(h as never, HOURS_FIELDS));
+  }
+  for (const o of overlaps) settle(o.index, there.has(identity(o.item, HOURS_FIELDS)) ? "existing" : o.outcome);
+}
+
+/** agenda_exceptions.csv: the API keeps no key for exceptions, so each doctor's exceptions on
+ * the file's dates are read first and one already there is not sent again. */
+async function loadExceptions(records: Record[], lookup: Lookup, settle: (i: number, o: Outcome) => void) {
+  const ready = prepareAll("agenda_exceptions", records, lookup, settle);
+  const dates = new Map<string, string[]>();
+  for (const { item } of ready) {
+    if (/^\d{4}-\d{1,2}-\d{1,2}$/.test(item.date ?? "")) {
+      dates.set(item.doctor_id!, [...(dates.get(item.doctor_id!) ?? []), normalise(item.date!)]);
+    }
+  }
+  const there = new Set<string>();
+  for (const [doctor_id, days] of dates) {
+    for (const [from, to] of windows(days, EXCEPTION_WINDOW_DAYS)) {
+      const list = await all((page) =>
+        must(api.GET("/agenda-exceptions", { params: { query: { doctor_id, from, to, page, per_page: PER_PAGE } } })),
+      );
+      for (const e of list) there.add(identity(e as never, EXCEPTION_FIELDS));
+    }
+  }
+  const sent = ready.filter(({ index, item }) => {
+    if (!there.has(identity(item, EXCEPTION_FIELDS))) return true;
+    settle(index, "existing");
+    return false;
+  });
+  await sendBulk(
+    "agenda_exceptions",
+    sent.map((s) => s.item),
+    (outcomes) => outcomes.forEach(({ index, outcome }) => settle(sent[index]!.index, outcome)),
+  );
 }
 
 export function CsvLoad() {
@@ -69,7 +212,7 @@ export function CsvLoad() {
     setReports([]);
     const out: FileReport[] = [];
     const badRows: BadRow[] = [];
-    const work: { kind: Kind; file: string; records: { line: number; item: unknown }[] }[] = [];
+    const work: { kind: Kind; file: string; records: Record[] }[] = [];
     for (const file of chosen) {
       const kind = kindOf(file.name);
       if (!kind) {
@@ -81,40 +224,60 @@ export function CsvLoad() {
         out.push({ file: file.name, rows: 0, created: 0, existing: 0, error: parsed.error });
         continue;
       }
-      work.push({ kind, file: file.name, records: parsed.records.map((r) => ({ line: r.line, item: item(kind, r) })) });
+      work.push({ kind, file: file.name, records: parsed.records });
     }
     // Dependency order: the files' own order in FILES.
     work.sort((a, b) => FILES.findIndex((f) => f.kind === a.kind) - FILES.findIndex((f) => f.kind === b.kind));
     const total = work.reduce((n, w) => n + w.records.length, 0);
     let done = 0;
-    setProgress({ done, total });
+    const show = () => {
+      setProgress({ done, total });
+      setReports([...out]);
+      setBad([...badRows]);
+    };
+    show();
     setRunning(true);
+    let lookup: Lookup | null = null;
     try {
       for (const w of work) {
         const report: FileReport = { file: w.file, rows: w.records.length, created: 0, existing: 0 };
         out.push(report);
-        for (let at = 0; at < w.records.length; at += CHUNK) {
-          const chunk = w.records.slice(at, at + CHUNK);
-          const r = await bulk(w.kind, chunk.map((c) => c.item));
-          if (!r.data) throw new ApiProblem(r.response.status, r.error as never);
-          for (const result of r.data.results) {
-            const line = chunk[result.index]!.line;
-            if (result.status === "created") report.created++;
-            else if (result.error.code === "duplicate") report.existing++;
-            else badRows.push({ file: w.file, line, reason: reason(result.error) });
-          }
-          done += chunk.length;
-          setProgress({ done, total });
-          setReports([...out]);
-          setBad([...badRows]);
+        const record = (o: Outcome, line: number) => {
+          if (o === "created") report.created++;
+          else if (o === "existing") report.existing++;
+          else badRows.push({ file: w.file, line, reason: o.bad });
+          done++;
+        };
+        // A key repeated inside the file is a bad row; the rest are sent.
+        const repeated = repeats(w.kind, w.records);
+        for (const [r, first] of repeated) record({ bad: t("repeatedRow", { line: first }) }, r.line);
+        const records = w.records.filter((r) => !repeated.has(r));
+        const settle = (i: number, o: Outcome) => record(o, records[i]!.line);
+        if (!isAgenda(w.kind)) {
+          const kind = w.kind;
+          await sendBulk(
+            kind,
+            records.map((r) => item(kind, r)),
+            (outcomes) => {
+              outcomes.forEach(({ index, outcome }) => settle(index, outcome));
+              show();
+            },
+          );
+        } else {
+          lookup ??= await loadLookup();
+          if (w.kind === "doctor_services") await loadOffers(records, lookup, settle);
+          else if (w.kind === "working_hours") await loadHours(records, lookup, settle);
+          else await loadExceptions(records, lookup, settle);
         }
+        // Bad rows in file order, whatever order their answers came in.
+        badRows.sort((a, b) => (a.file === b.file ? a.line - b.line : 0));
+        show();
       }
     } catch (err) {
       setError(describe(err, lang));
     } finally {
       setRunning(false);
-      setReports([...out]);
-      setBad([...badRows]);
+      show();
       reloadDirectory();
     }
   }

@@ -9,6 +9,8 @@ import { Signup } from "./features/auth/Signup";
 import { Appointment } from "./features/appointments/Appointment";
 import { Appointments } from "./features/appointments/Appointments";
 import { Book } from "./features/booking/Book";
+import { Offer } from "./features/waitlist/Offer";
+import { WaitlistPage } from "./features/waitlist/Waitlist";
 import { reloadDirectory } from "./lib/directory";
 import { type Key, type Lang, setLang, useLang, useT } from "./lib/i18n";
 import { Link, match, navigate, useLocation } from "./lib/router";
@@ -25,6 +27,7 @@ const nav: Record<Role, [string, Key][]> = {
   patient: [
     ["/app/book", "navBook"],
     ["/app/appointments", "navAppointments"],
+    ["/app/waitlist", "navWaitlist"],
   ],
   secretary: [["/app/agenda", "navAgenda"]],
   doctor: [["/app/agenda", "navAgenda"]],
@@ -49,7 +52,11 @@ function Page({ session }: { session: Session }) {
     if (path === "/app/appointments") return <Appointments />;
     const one = match("/app/appointments/:id", path);
     if (one?.id) return <Appointment id={one.id} done={query.get("done")} />;
+    if (path === "/app/waitlist") return <WaitlistPage />;
   }
+  // The offer link of the waitlist's messages; the API shows it to its patient and to staff.
+  const offer = match("/app/waitlist/offers/:id", path);
+  if (offer?.id) return <Offer id={offer.id} />;
   if (session.role !== "patient" && path === "/app/agenda") return <Agenda />;
   if (session.role === "admin" && path === "/app/admin/load") return <CsvLoad />;
   if (path === "/app/login" || path === "/app/signup") return <Redirect to={home[session.role]} />;

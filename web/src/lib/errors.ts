@@ -17,6 +17,16 @@ const known: Record<string, Record<Lang, string>> = {
     es: "Ya tienes el máximo de citas futuras permitido.",
     en: "You already hold the most future appointments allowed.",
   },
+  hold_lapsed: {
+    es: "El tiempo que te guardábamos esta hora ha terminado; ya se ofrece al siguiente paciente.",
+    en: "The time we held this slot for you has run out; it is being offered to the next patient.",
+  },
+  offer_closed: { es: "Esta oferta ya no se puede aceptar.", en: "This offer can no longer be taken." },
+  already_waiting: {
+    es: "Ya estás en la lista de espera de este servicio, centro y médico en esas fechas.",
+    en: "You are already on the waitlist for this service, center and doctor on those dates.",
+  },
+  too_many_entries: { es: "Estás en demasiadas listas de espera a la vez.", en: "You are on too many waitlists at once." },
   unavailable: { es: "El servicio no está disponible ahora mismo. Inténtalo en unos segundos.", en: "The service is unavailable right now. Try again in a few seconds." },
 };
 
@@ -28,6 +38,8 @@ const fields: Record<string, Record<Lang, string>> = {
   language: { es: "Idioma", en: "Language" },
   start: { es: "Hora", en: "Time" },
   username: { es: "Usuario", en: "Username" },
+  from: { es: "Desde", en: "From" },
+  to: { es: "Hasta", en: "Until" },
 };
 
 /** A message for a failed call; validation errors list each field with the API's reason. */

@@ -11,6 +11,7 @@ import { useLang, useT } from "../../lib/i18n";
 import { navigate } from "../../lib/router";
 import { getSession } from "../../lib/session";
 import { addDays, formatDateTime, formatLocalDate, formatShortDate, formatTime, localDate, zoneLabel } from "../../lib/time";
+import { JoinWaitlist } from "../waitlist/Waitlist";
 import { type Availability, type FreeSlot, firstDayWithSlots, nextSlots, slotKey } from "./slots";
 
 const DAYS = 7;
@@ -256,6 +257,10 @@ export function Book({ rescheduleId, welcome }: { rescheduleId: string | null; w
             </ul>
           )}
         </>
+      )}
+
+      {availability && serviceId && centerId && !old && !chosen && (
+        <JoinWaitlist serviceId={serviceId} centerId={centerId} doctorId={doctorId} timeZone={zoneOf(centerId)} />
       )}
 
       {chosen && (

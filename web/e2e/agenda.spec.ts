@@ -16,7 +16,7 @@ test("a secretary books for a patient from the week view and the doctor's agenda
   await signIn(doc, doctor.username, doctor.password);
   await expect(doc.getByRole("heading", { name: `Agenda — ${c.centerName}` })).toBeVisible();
   await signIn(desk, secretary.username, secretary.password);
-  await desk.getByLabel("Centro").selectOption({ label: c.centerName });
+  await desk.getByLabel("Centro", { exact: true }).selectOption({ label: c.centerName });
   await desk.getByLabel("Servicio").selectOption({ label: `${c.serviceName} (30 min)` });
   await expect(desk.getByRole("heading", { name: `Agenda — ${c.centerName}` })).toBeVisible();
   // One column per doctor of the center.

@@ -26,7 +26,7 @@ test("a new patient signs up, books the first free slot, reschedules and cancels
 
   // Book: service → center → any doctor → the first day with room → its first slot.
   await page.getByLabel("Servicio").selectOption({ label: `${c.serviceName} (30 min)` });
-  await page.getByLabel("Centro").selectOption({ label: c.centerName });
+  await page.getByLabel("Centro", { exact: true }).selectOption({ label: c.centerName });
   await expect(page.getByLabel("Médico")).toHaveValue("");
   await expect(page.getByText(/Horas en Europe\/Madrid \((CET|CEST|GMT\+1|GMT\+2)\)/)).toBeVisible();
   const free = page.getByRole("list", { name: "Horas libres" }).getByRole("button");

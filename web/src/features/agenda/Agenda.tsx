@@ -14,7 +14,7 @@ import { useLang, useT } from "../../lib/i18n";
 import { getSession } from "../../lib/session";
 import { addDays, formatLocalDate, formatShortDate, formatTime, localDate, mondayOf, zoneLabel } from "../../lib/time";
 import { BookForPatient } from "./BookForPatient";
-import { type Booking, type FreeSlot, type Hours, hhmm, holding, inCell, rows, working } from "./grid";
+import { type Booking, type Exception, type FreeSlot, type Hours, hhmm, holding, inCell, rows, working } from "./grid";
 
 export const POLL_MS = 3000;
 
@@ -34,6 +34,7 @@ export function Agenda() {
   const [date, setDate] = useState<string | null>(null);
   const [serviceId, setServiceId] = useState("");
   const [hours, setHours] = useState<Hours[]>([]);
+  const [exceptions, setExceptions] = useState<Exception[]>([]);
   const [bookings, setBookings] = useState<Booking[]>([]);
   const [free, setFree] = useState<FreeSlot[]>([]);
   const [patients, setPatients] = useState<Map<string, Schemas["Patient"]>>(new Map());
@@ -76,6 +77,18 @@ export function Agenda() {
     return Array.from({ length: 7 }, (_, i) => addDays(monday, i));
   }, [date, view]);
   const hereHours = useMemo(() => hours.filter((h) => h.center_id === centerId), [hours, centerId]);
+  // Time off and extra openings of the days shown that apply here (time off without a center
+  // applies at every center).
+  const first = days[0];
+  const last = days[days.length - 1];
+  useEffect(() => {
+    if (!centerId || !first || !last) return;
+    const query = staff ? { center_id: centerId } : { doctor_id: session.doctorId };
+    must(api.GET("/agenda-exceptions", { params: { query: { ...query, from: first, to: last, per_page: 200 } } })).then(
+      (page) => setExceptions(page.items.filter((e) => !e.center_id || e.center_id === centerId)),
+      (err) => setNotice({ kind: "error", text: describe(err, lang) }),
+    );
+  }, [staff, centerId, session.doctorId, first, last, lang]);
   const doctorIds = useMemo(() => {
     if (!staff) return session.doctorId ? [session.doctorId] : [];
     const ids = [...new Set(hereHours.map((h) => h.doctor_id))];
@@ -187,6 +200,8 @@ export function Agenda() {
   }
 
   const headers = () => ({ Prefer: WAIT, "Idempotency-Key": idempotencyKey() });
+  // Attendance is recorded once the visit has started; until then it can be moved or cancelled.
+  const started = (b: Booking) => Date.parse(b.starts_at) <= Date.now();
   const cancel = (b: Booking) =>
     act(() => must(api.POST("/bookings/{id}/cancel", { params: { path: { id: b.id }, header: headers() } })), t("cancelled"));
   const mark = (b: Booking, outcome: "attended" | "no_show") =>
@@ -305,7 +320,7 @@ export function Agenda() {
             <dd>{selected.booking.attendance ? t(selected.booking.attendance as "attended") : t(`status_${selected.booking.status}` as "status_confirmed")}</dd>
           </dl>
           <div className="actions">
-            {staff && !selected.booking.attendance && (
+            {staff && !started(selected.booking) && (
               <>
                 <button type="button" onClick={() => setMoving(selected.booking)} disabled={busy}>
                   {t("move")}
@@ -315,7 +330,7 @@ export function Agenda() {
                 </button>
               </>
             )}
-            {selected.booking.status === "confirmed" && !selected.booking.attendance && (
+            {selected.booking.status === "confirmed" && started(selected.booking) && !selected.booking.attendance && (
               <>
                 <button type="button" onClick={() => mark(selected.booking, "attended")} disabled={busy}>
                   {t("markAttended")}
@@ -333,7 +348,13 @@ export function Agenda() {
       )}
 
       {days.map((day) => {
-        const dayRows = rows(day, hereHours.filter((h) => doctorIds.includes(h.doctor_id)), shown, zone);
+        const dayRows = rows(
+          day,
+          hereHours.filter((h) => doctorIds.includes(h.doctor_id)),
+          shown,
+          zone,
+          exceptions.filter((e) => doctorIds.includes(e.doctor_id)),
+        );
         return (
           <div key={day} className="grid-wrap">
           <table className="grid" style={{ "--doctors": doctorIds.length } as CSSProperties}>
@@ -366,7 +387,7 @@ export function Agenda() {
                     const open = inCell(free, (s) => s.start, day, minute, doctorId, zone);
                     const doctor = directory?.doctors.get(doctorId)?.name ?? "";
                     return (
-                      <td key={doctorId} className={working(day, minute, doctorId, hereHours) ? "hours" : undefined}>
+                      <td key={doctorId} className={working(day, minute, doctorId, hereHours, exceptions) ? "hours" : undefined}>
                         {here.map((b) => (
                           <button
                             type="button"

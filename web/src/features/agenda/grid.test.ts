@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Booking, type Hours, inCell, rows, weekday, working } from "./grid";
+import { type Booking, type Exception, type Hours, inCell, rows, weekday, working } from "./grid";
 
 const hours = (weekday: Hours["weekday"], start: string, end: string, doctor_id = "d1"): Hours => ({
   id: `${weekday}${start}`,
@@ -36,6 +36,25 @@ describe("the agenda grid", () => {
     expect(working("2026-12-07", 660, "d1", week)).toBe(false);
     expect(working("2026-12-07", 960, "d1", week)).toBe(false);
     expect(working("2026-12-07", 960, "d2", week)).toBe(true);
+  });
+
+  it("takes time off out of the hours and adds extra openings, time off first", () => {
+    const off = (date: string, start?: string, end?: string): Exception =>
+      ({ id: date + start, doctor_id: "d1", kind: "time_off", date, start, end }) as Exception;
+    const extra = (date: string, start: string, end: string): Exception =>
+      ({ id: date + start, doctor_id: "d1", center_id: "c", kind: "extra", date, start, end }) as Exception;
+    // A whole day off, then only 10:00–10:30 off.
+    expect(working("2026-12-07", 540, "d1", week, [off("2026-12-07")])).toBe(false);
+    expect(working("2026-12-07", 540, "d2", week, [off("2026-12-07")])).toBe(false);
+    expect(working("2026-12-07", 960, "d2", week, [off("2026-12-07")])).toBe(true);
+    expect(working("2026-12-07", 600, "d1", week, [off("2026-12-07", "10:00", "10:30")])).toBe(false);
+    expect(working("2026-12-07", 540, "d1", week, [off("2026-12-07", "10:00", "10:30")])).toBe(true);
+    // Another date's time off changes nothing.
+    expect(working("2026-12-07", 540, "d1", week, [off("2026-12-14")])).toBe(true);
+    // A Tuesday opening 15:00–16:00: shaded, and its rows are there.
+    expect(working("2026-12-08", 900, "d1", week, [extra("2026-12-08", "15:00", "16:00")])).toBe(true);
+    expect(rows("2026-12-08", week, [], "Europe/Madrid", [extra("2026-12-08", "15:00", "16:00")])).toEqual([900, 930]);
+    expect(working("2026-12-08", 900, "d1", week, [extra("2026-12-08", "15:00", "16:00"), off("2026-12-08")])).toBe(false);
   });
 
   it("puts a booking in the cell of its local start and doctor", () => {

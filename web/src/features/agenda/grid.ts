@@ -1,11 +1,14 @@
-// The agenda grid, apart from React: which rows a day has, which cells are working time, and
-// which bookings and free slots fall in each cell, all in the center's own clock.
+// The agenda grid, apart from React: which rows a day has, which cells are working time (the
+// weekly hours, less time off, plus extra openings), and which bookings and free slots fall in
+// each cell, all in the center's own clock.
 import type { Schemas } from "../../lib/api/client";
 import { localDate, localMinutes } from "../../lib/time";
 
 export type Hours = Schemas["WorkingHours"];
 export type Booking = Schemas["Booking"];
 export type FreeSlot = Schemas["FreeSlot"];
+/** A day off, part of a day off, or an extra opening, on a local date of the center. */
+export type Exception = Schemas["AgendaException"];
 
 export const STEP = 30;
 const WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] as const;
@@ -30,11 +33,14 @@ function applies(h: Hours, date: string): boolean {
 
 /** Row starts (minutes after midnight) of a day: the span of its working hours and of the
  * bookings on it, in STEP-minute rows; none when nobody works and nothing is booked. */
-export function rows(date: string, hours: Hours[], bookings: Booking[], timeZone: string): number[] {
+export function rows(date: string, hours: Hours[], bookings: Booking[], timeZone: string, exceptions: Exception[] = []): number[] {
   let from = Infinity;
   let to = -Infinity;
-  for (const h of hours) {
-    if (!applies(h, date)) continue;
+  const spans = [
+    ...hours.filter((h) => applies(h, date)),
+    ...exceptions.filter((e) => e.kind === "extra" && e.date === date && e.start && e.end),
+  ] as { start: string; end: string }[];
+  for (const h of spans) {
     from = Math.min(from, minutesOf(h.start));
     to = Math.max(to, minutesOf(h.end));
   }
@@ -50,11 +56,16 @@ export function rows(date: string, hours: Hours[], bookings: Booking[], timeZone
   return out;
 }
 
-/** Whether the doctor works in the row starting at `minute` of `date`. */
-export function working(date: string, minute: number, doctorId: string, hours: Hours[]): boolean {
-  return hours.some(
-    (h) => h.doctor_id === doctorId && applies(h, date) && minutesOf(h.start) <= minute && minute < minutesOf(h.end),
-  );
+/** Whether the doctor works in the row starting at `minute` of `date`: time off (the whole day
+ * when it has no times) wins over an extra opening, which wins over the weekly hours — as the
+ * API's free-slot search decides. `exceptions` are those that apply at the center shown. */
+export function working(date: string, minute: number, doctorId: string, hours: Hours[], exceptions: Exception[] = []): boolean {
+  const inside = (r: { start?: string | null; end?: string | null }) =>
+    !r.start || !r.end || (minutesOf(r.start) <= minute && minute < minutesOf(r.end));
+  const today = exceptions.filter((e) => e.doctor_id === doctorId && e.date === date);
+  if (today.some((e) => e.kind === "time_off" && inside(e))) return false;
+  if (today.some((e) => e.kind === "extra" && e.start && e.end && inside(e))) return true;
+  return hours.some((h) => h.doctor_id === doctorId && applies(h, date) && inside(h));
 }
 
 /** What starts in one cell. */

@@ -2,6 +2,7 @@
 # One image with the three Citaflow services: /usr/local/bin/ingest-api, booking-processor and
 # notifier. The Helm chart and compose.yaml pick the binary per workload (`command:`);
 # `ingest-api migrate` applies the database migrations (they are compiled into the binary).
+# The web app (web/, built here) is in /usr/share/citaflow/web, which ingest-api serves at /.
 # /usr/local/bin/sms-sink, the local Twilio-compatible SMS sink, is there for compose.yaml.
 #
 #   DOCKER_BUILDKIT=1 docker build -t citaflow:0.1.0 .
@@ -15,9 +16,12 @@
 # same file with bases made locally from Debian packages (scripts/containers/bases.sh).
 #   BUILDER_IMAGE  Rust toolchain on Debian 12 (glibc 2.36), with gcc, make and perl for the
 #                  bundled librdkafka and OpenSSL headers for its TLS support
+#   WEB_BUILDER_IMAGE  Node.js 20.19+ and npm on Debian 12 (the web app's build; it runs the
+#                  builder's ingest-api to generate the API client from the OpenAPI document)
 #   RUNTIME_IMAGE  glibc, libgcc, libssl3, CA certificates and tzdata; no shell
 
 ARG BUILDER_IMAGE=rust:1.95-bookworm
+ARG WEB_BUILDER_IMAGE=node:24-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${BUILDER_IMAGE} AS builder
@@ -38,14 +42,25 @@ RUN --mount=type=cache,id=citaflow-cargo-registry,target=/usr/local/cargo/regist
        target/release/sms-sink /out/ \
  && strip --strip-debug /out/*
 
+FROM ${WEB_BUILDER_IMAGE} AS web
+WORKDIR /web
+ENV npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
+COPY web/package.json web/package-lock.json ./
+RUN --mount=type=cache,id=citaflow-npm,target=/root/.npm npm ci
+COPY web/ ./
+COPY --from=builder /out/ingest-api /usr/local/bin/ingest-api
+RUN CITAFLOW_INGEST_API_BIN=/usr/local/bin/ingest-api npm run build
+
 FROM ${RUNTIME_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="citaflow" \
       org.opencontainers.image.description="Citaflow services: ingest-api, booking-processor, notifier" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/ /usr/local/bin/
+COPY --from=web /web/dist/ /usr/share/citaflow/web/
 # The uid/gid the Helm chart's securityContext expects (runAsUser 10001). Nothing is written
 # to the root file system: it runs read-only (readOnlyRootFilesystem in the chart).
 USER 10001:10001
-ENV CITAFLOW__HTTP__HOST=0.0.0.0
+ENV CITAFLOW__HTTP__HOST=0.0.0.0 \
+    CITAFLOW__API__WEB_DIR=/usr/share/citaflow/web
 EXPOSE 8080
 CMD ["/usr/local/bin/ingest-api"]

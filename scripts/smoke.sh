@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end smoke test against the services `./dev up` started, the way a user meets them:
 # curl a booking in, see it confirmed through GET within 5 s, and find its email in Mailpit and
-# its SMS (sent by the stack's own SMS notifier) in the SMS sink's JSON list.
+# its SMS (sent by the stack's own SMS notifier) in the SMS sink's JSON list; and the web app:
+# a page of it (the SPA fallback) served as HTML under a Content-Security-Policy.
 set -euo pipefail
 
 api=${CITAFLOW_DEV_API_URL:-http://127.0.0.1:8080}
@@ -62,4 +63,10 @@ while ((SECONDS <= deadline)); do
 done
 ((count == 1)) || fail "expected 1 SMS to $phone in the SMS sink, found $count"
 echo "smoke: SMS delivered to the SMS sink"
+
+headers=$(curl -sS -o /tmp/smoke-page.html -D - "$api/app/book" | tr -d '\r')
+[[ $headers =~ ^HTTP/[0-9.]+\ 200 && ${headers,,} =~ content-type:\ text/html && ${headers,,} =~ content-security-policy: ]] ||
+  fail "GET /app/book (the web app) answered: $(head -1 <<<"$headers")"
+grep -q '<div id="root">' /tmp/smoke-page.html || fail "GET /app/book is not the web app's page"
+echo "smoke: web app served (GET /app/book -> 200 text/html, Content-Security-Policy)"
 echo "smoke: 1 passed, 0 failed"

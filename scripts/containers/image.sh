@@ -34,21 +34,22 @@ cname() { printf 'citaflow-%s\n' "$1"; }
 image_build() {
   "$SCRIPTS/containers/engine.sh" up
   "$SCRIPTS/containers/bases.sh" all
-  say "image: building $IMAGE from the Dockerfile (builder $LOCAL_RUST, runtime $LOCAL_RUNTIME)"
+  say "image: building $IMAGE from the Dockerfile (builders $LOCAL_RUST and $LOCAL_NODE, runtime $LOCAL_RUNTIME)"
   local t0=$SECONDS
   # --network host: cargo in the build fetches crates as the host does
   DOCKER_BUILDKIT=1 docker build --network host --progress plain -t "$IMAGE" \
-    --build-arg "BUILDER_IMAGE=$LOCAL_RUST" --build-arg "RUNTIME_IMAGE=$LOCAL_RUNTIME" "$ROOT" \
+    --build-arg "BUILDER_IMAGE=$LOCAL_RUST" --build-arg "WEB_BUILDER_IMAGE=$LOCAL_NODE" \
+    --build-arg "RUNTIME_IMAGE=$LOCAL_RUNTIME" "$ROOT" \
     >"$RUN/logs/image-build.log" 2>&1 || die_log image-build "docker build failed"
   local size
   size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
   say "image: $IMAGE built in $((SECONDS - t0)) s, size $((size / 1024 / 1024)) MiB ($size bytes)"
   if [[ $LEAN == 1 ]]; then
     # a clean clone builds the image once: its release build (the builder stage's cache mounts)
-    # and the Rust toolchain base are gigabytes nothing after this step needs
+    # and the builders' bases are gigabytes nothing after this step needs
     docker builder prune -af >/dev/null
-    docker rmi "$LOCAL_RUST" >/dev/null 2>&1 || true
-    disk_report "image built; build cache and $LOCAL_RUST removed"
+    docker rmi "$LOCAL_RUST" "$LOCAL_NODE" >/dev/null 2>&1 || true
+    disk_report "image built; build cache, $LOCAL_RUST and $LOCAL_NODE removed"
   fi
 }
 

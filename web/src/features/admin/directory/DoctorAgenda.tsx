@@ -90,7 +90,7 @@ interface PartConfig<R extends { id: string }> {
 }
 
 /** A list of the doctor's rows with a remove button each, and the form that adds one. */
-function Part<R extends { id: string }>({ config }: { config: PartConfig<R> }) {
+function Part<R extends { id: string }>({ config, onChange }: { config: PartConfig<R>; onChange: () => void }) {
   const t = useT();
   const lang = useLang();
   const [rows, setRows] = useState<R[] | null>(null);
@@ -116,6 +116,7 @@ function Part<R extends { id: string }>({ config }: { config: PartConfig<R> }) {
     try {
       await config.remove(row);
       reloadDirectory();
+      onChange();
       setDone(t("removedOne", { what: config.name(row) }));
       await reload();
     } catch (err) {
@@ -132,7 +133,7 @@ function Part<R extends { id: string }>({ config }: { config: PartConfig<R> }) {
       {rows && rows.length === 0 && <p>{t(config.empty)}</p>}
       {rows && rows.length > 0 && (
         <div className="grid-wrap">
-          <table className="report" aria-labelledby={`${config.id}-title`}>
+          <table className="report stack" aria-labelledby={`${config.id}-title`}>
             <thead>
               <tr>
                 {config.columns.map((c) => (
@@ -149,7 +150,9 @@ function Part<R extends { id: string }>({ config }: { config: PartConfig<R> }) {
               {rows.map((row) => (
                 <tr key={row.id}>
                   {config.columns.map((c) => (
-                    <td key={c.label}>{c.cell(row)}</td>
+                    <td key={c.label} data-label={t(c.label)}>
+                      {c.cell(row)}
+                    </td>
                   ))}
                   <td>
                     <button type="button" onClick={() => remove(row)} aria-label={`${t("remove")}: ${config.name(row)}`}>
@@ -171,6 +174,7 @@ function Part<R extends { id: string }>({ config }: { config: PartConfig<R> }) {
           idPrefix={config.id}
           save={config.create}
           onSaved={() => {
+            onChange();
             setError(null);
             setDone(t("addedOne"));
             reload();
@@ -292,13 +296,14 @@ function useConfigs(doctorId: string) {
   return { hoursPart, exceptionsPart, servicesPart };
 }
 
-export function DoctorAgenda({ doctorId }: { doctorId: string }) {
+/** `onChange`: something was added or removed (the page's own notice is then old news). */
+export function DoctorAgenda({ doctorId, onChange }: { doctorId: string; onChange: () => void }) {
   const { hoursPart, exceptionsPart, servicesPart } = useConfigs(doctorId);
   return (
     <>
-      <Part config={hoursPart} />
-      <Part config={exceptionsPart} />
-      <Part config={servicesPart} />
+      <Part config={hoursPart} onChange={onChange} />
+      <Part config={exceptionsPart} onChange={onChange} />
+      <Part config={servicesPart} onChange={onChange} />
     </>
   );
 }

@@ -1,10 +1,11 @@
 // The admin keeps the directory through its pages: creates a center (a bad time zone first,
-// refused in words next to its field), a service and a doctor with their user, finds each by
-// search, edits the center (the change is there after a reload), gives the doctor weekly hours,
-// a day off and the service, removes one range, and deactivates the service (gone from the
-// active list, shown among the inactive ones). Names are unique per run: the stack is shared.
+// refused in words next to its field), a service, a doctor with their user and a patient; gives
+// the doctor weekly hours, a day off and the service, and removes one range; finds each record by
+// search; gives the doctor's user a new password; edits the center (the change is there after a
+// reload); deactivates the service (gone from the active list, shown among the inactive ones);
+// reads the page in English. Names are unique per run: the stack is shared.
 import { type Page, expect, test } from "@playwright/test";
-import { screenshots, signIn, sql, unique } from "./support";
+import { login, screenshots, signIn, sql, unique } from "./support";
 
 const madridDate = (daysAhead: number) =>
   new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Madrid", year: "numeric", month: "2-digit", day: "2-digit" }).format(
@@ -140,9 +141,31 @@ test("an admin creates, finds, edits and deactivates directory records and keeps
     await expect(page.getByRole("status")).toHaveText(/^Encontrados: 1 /);
     await expect(page.getByRole("rowheader", { name })).toBeVisible();
   }
+  // A patient, found by their email.
+  const patientEmail = `dir-paciente-${tag}@example.test`;
+  await openKind(page, "Pacientes");
+  await page.getByRole("link", { name: "Nuevo paciente" }).click();
+  const newPatient = page.getByRole("form", { name: "Nuevo paciente" });
+  await newPatient.getByLabel("Nombre", { exact: true }).fill(`Paciente Directorio ${tag}`);
+  await newPatient.getByLabel("Email").fill(patientEmail);
+  await newPatient.getByLabel("Idioma de los avisos").selectOption({ label: "English" });
+  await newPatient.getByRole("button", { name: "Crear" }).click();
+  await expect(page.getByRole("heading", { level: 1, name: `Paciente: Paciente Directorio ${tag}` })).toBeVisible();
+  await openKind(page, "Pacientes");
+  await search(page, patientEmail);
+  await expect(page.getByRole("row").filter({ hasText: patientEmail })).toContainText(`Paciente Directorio ${tag}`);
+  expect(sql(`SELECT language FROM patients WHERE email = '${patientEmail}'`)).toBe("en");
+
   await openKind(page, "Usuarios");
   await search(page, username);
   await expect(page.getByRole("row").filter({ hasText: username })).toContainText("Médico");
+  // The doctor's user gets a new password, and signs in with it.
+  await page.getByRole("link", { name: username }).click();
+  const password = page.getByRole("form", { name: "Nueva contraseña" });
+  await password.getByLabel("Nueva contraseña").fill(`pw-${tag}-renewed`);
+  await password.getByRole("button", { name: "Guardar cambios" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Contraseña cambiada." })).toBeVisible();
+  expect(await login(username, `pw-${tag}-renewed`)).toBeTruthy();
 
   // The center edited: the new address is there after a reload.
   await openKind(page, "Centros");
@@ -170,4 +193,9 @@ test("an admin creates, finds, edits and deactivates directory records and keeps
   await expect(page.getByRole("status")).toHaveText(/^Encontrados: 0 /);
   await page.getByLabel("Mostrar").selectOption({ label: "Solo inactivos" });
   await expect(page.getByRole("row").filter({ hasText: serviceName })).toContainText("Inactivo");
+
+  // The same page in English.
+  await page.getByLabel("Idioma").selectOption("en");
+  await expect(page.getByRole("heading", { level: 1, name: "Services" })).toBeVisible();
+  await expect(page.getByRole("row").filter({ hasText: serviceName })).toContainText("Inactive");
 });

@@ -215,6 +215,9 @@ const es = {
   offeredServices: "Servicios que ofrece",
   noOfferedServices: "No ofrece ningún servicio todavía.",
   addService: "Añadir servicio",
+  newPassword: "Nueva contraseña",
+  newPasswordHint: "Al menos 10 caracteres. Cierra las sesiones abiertas del usuario.",
+  passwordSet: "Contraseña cambiada.",
 } as const;
 
 export type Key = keyof typeof es;
@@ -429,6 +432,9 @@ const en: Record<Key, string> = {
   offeredServices: "Services offered",
   noOfferedServices: "Offers no service yet.",
   addService: "Add a service",
+  newPassword: "New password",
+  newPasswordHint: "At least 10 characters. Ends the user's open sessions.",
+  passwordSet: "Password set.",
 };
 
 export const dictionaries: Record<Lang, Record<Key, string>> = { es, en };

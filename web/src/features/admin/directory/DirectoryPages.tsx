@@ -4,10 +4,11 @@
 import { type FormEvent, useEffect, useState } from "react";
 import { Field, Select } from "../../../components/ui";
 import { reloadDirectory } from "../../../lib/directory";
+import { api, mustDo, type Schemas } from "../../../lib/api/client";
 import { useLang, useT } from "../../../lib/i18n";
 import { Link, navigate, useLocation } from "../../../lib/router";
 import { DoctorAgenda } from "./DoctorAgenda";
-import { PER_PAGE, activeFilter, fieldsFor, listHref, listState, pageCount } from "./form";
+import { type FieldSpec, PER_PAGE, activeFilter, fieldsFor, listHref, listState, pageCount } from "./form";
 import { KINDS, type KindName, type Page, type Row, kinds } from "./kinds";
 import { Focused, RecordForm, problem } from "./RecordForm";
 
@@ -266,8 +267,33 @@ export function RecordPage({ kind: name, id, created }: { kind: KindName; id: st
             )}
           </div>
           {name === "doctors" && <DoctorAgenda doctorId={record.id} onChange={() => setDone(null)} />}
+          {name === "users" && <NewPassword userId={record.id} />}
         </>
       )}
+    </section>
+  );
+}
+
+const passwordFields: readonly FieldSpec<keyof Schemas["NewPassword"]>[] = [
+  { name: "password", label: "newPassword", input: "password", required: true, hint: "newPasswordHint" },
+];
+
+/** A user's new password (every token they hold is revoked: they sign in again). */
+function NewPassword({ userId }: { userId: string }) {
+  const t = useT();
+  const [done, setDone] = useState(false);
+  return (
+    <section aria-labelledby="password-title" className="panel">
+      <h2 id="password-title">{t("newPassword")}</h2>
+      {done && <Focused kind="ok">{t("passwordSet")}</Focused>}
+      <RecordForm
+        fields={passwordFields}
+        label={t("newPassword")}
+        submit="save"
+        idPrefix="password"
+        save={(body) => mustDo(api.POST("/users/{id}/password", { params: { path: { id: userId } }, body: body as Schemas["NewPassword"] }))}
+        onSaved={() => setDone(true)}
+      />
     </section>
   );
 }

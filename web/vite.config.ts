@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
 const api = process.env.CITAFLOW_DEV_API_URL ?? "http://127.0.0.1:8080";
 const apiPaths = [
   "/auth", "/availability", "/bookings", "/centers", "/doctors", "/patients", "/services",
-  "/users", "/agenda", "/openapi.json",
+  "/users", "/agenda", "/working-hours", "/openapi.json",
 ];
 
 export default defineConfig({

@@ -4,6 +4,8 @@
 import { useEffect, useSyncExternalStore } from "react";
 import { Agenda } from "./features/agenda/Agenda";
 import { CsvLoad } from "./features/admin/CsvLoad";
+import { BASE as DIRECTORY, DirectoryList, NewRecord, RecordPage } from "./features/admin/directory/DirectoryPages";
+import { isKind } from "./features/admin/directory/kinds";
 import { Login } from "./features/auth/Login";
 import { Signup } from "./features/auth/Signup";
 import { Appointment } from "./features/appointments/Appointment";
@@ -33,6 +35,7 @@ const nav: Record<Role, [string, Key][]> = {
   doctor: [["/app/agenda", "navAgenda"]],
   admin: [
     ["/app/agenda", "navAgenda"],
+    [DIRECTORY, "navDirectory"],
     ["/app/admin/load", "navLoad"],
   ],
 };
@@ -58,9 +61,24 @@ function Page({ session }: { session: Session }) {
   const offer = match("/app/waitlist/offers/:id", path);
   if (offer?.id) return <Offer id={offer.id} />;
   if (session.role !== "patient" && path === "/app/agenda") return <Agenda />;
-  if (session.role === "admin" && path === "/app/admin/load") return <CsvLoad />;
+  if (session.role === "admin") {
+    if (path === "/app/admin/load") return <CsvLoad />;
+    const page = adminPage(path, query);
+    if (page) return page;
+  }
   if (path === "/app/login" || path === "/app/signup") return <Redirect to={home[session.role]} />;
   return <p role="alert">{t("notFound")}</p>;
+}
+
+/** The directory's pages: `/app/admin/directory[/:kind[/new|/:id]]`. */
+function adminPage(path: string, query: URLSearchParams) {
+  if (path === DIRECTORY || path === `${DIRECTORY}/`) return <Redirect to={`${DIRECTORY}/centers`} />;
+  const list = match(`${DIRECTORY}/:kind`, path);
+  if (isKind(list?.kind)) return <DirectoryList key={list.kind} kind={list.kind} />;
+  const one = match(`${DIRECTORY}/:kind/:id`, path);
+  if (!isKind(one?.kind) || !one.id) return null;
+  if (one.id === "new") return <NewRecord key={one.kind} kind={one.kind} />;
+  return <RecordPage key={`${one.kind}/${one.id}`} kind={one.kind} id={one.id} created={query.get("created") === "1"} />;
 }
 
 function Redirect({ to }: { to: string }) {
@@ -103,7 +121,7 @@ export function App() {
             <ul>
               {nav[session.role].map(([href, key]) => (
                 <li key={href}>
-                  <Link href={href} aria-current={path === href ? "page" : undefined}>
+                  <Link href={href} aria-current={path === href || path.startsWith(`${href}/`) ? "page" : undefined}>
                     {t(key)}
                   </Link>
                 </li>

@@ -40,6 +40,18 @@ const fields: Record<string, Record<Lang, string>> = {
   username: { es: "Usuario", en: "Username" },
   from: { es: "Desde", en: "From" },
   to: { es: "Hasta", en: "Until" },
+  address: { es: "Dirección", en: "Address" },
+  timezone: { es: "Zona horaria", en: "Time zone" },
+  specialty: { es: "Especialidad", en: "Specialty" },
+  duration_minutes: { es: "Duración", en: "Length" },
+  buffer_before_minutes: { es: "Margen antes", en: "Buffer before" },
+  buffer_after_minutes: { es: "Margen después", en: "Buffer after" },
+  center_id: { es: "Centro", en: "Center" },
+  weekday: { es: "Día de la semana", en: "Weekday" },
+  end: { es: "Hasta", en: "Until" },
+  date: { es: "Día", en: "Day" },
+  valid_from: { es: "Válido desde", en: "Valid from" },
+  valid_until: { es: "Válido hasta", en: "Valid until" },
 };
 
 /** A message for a failed call; validation errors list each field with the API's reason. */

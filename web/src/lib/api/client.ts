@@ -48,19 +48,32 @@ export class ApiProblem extends Error {
   }
 }
 
-/** The data of an openapi-fetch answer, or throws its error as an ApiProblem. */
-export async function must<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+type Answer<T> = { data?: T; error?: unknown; response: Response };
+
+async function settle<T>(call: Promise<Answer<T>>): Promise<Answer<T>> {
   let result;
   try {
     result = await call;
   } catch {
     throw new ApiProblem(0, undefined);
   }
-  if (result.error !== undefined || result.data === undefined) {
+  if (result.error !== undefined || !result.response.ok) {
     const body = isErrorBody(result.error) ? result.error : undefined;
     throw new ApiProblem(result.response.status, body);
   }
+  return result;
+}
+
+/** The data of an openapi-fetch answer, or throws its error as an ApiProblem. */
+export async function must<T>(call: Promise<Answer<T>>): Promise<T> {
+  const result = await settle(call);
+  if (result.data === undefined) throw new ApiProblem(result.response.status, undefined);
   return result.data;
+}
+
+/** An answer without a body (204 No Content): resolves once done, or throws as `must`. */
+export async function mustDo(call: Promise<Answer<unknown>>): Promise<void> {
+  await settle(call);
 }
 
 export function isErrorBody(value: unknown): value is ErrorBody {

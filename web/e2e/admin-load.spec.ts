@@ -33,7 +33,7 @@ test("an admin loads the shipped CSV files; twice adds nothing; a broken copy na
     await expect(page.getByRole("button", { name: "Cargar" })).toBeEnabled({ timeout: 120_000 });
   };
   const report = page.getByRole("table", { name: "Carga inicial desde CSV" });
-  const row = (file: string) => report.getByRole("row").filter({ has: page.getByRole("rowheader", { name: file }) });
+  const row = (file: string) => report.getByRole("row").filter({ has: page.getByRole("rowheader", { name: file, exact: true }) });
 
   await load(FILES.map((f) => `${DATA}/${f}`));
   await expect(page.getByRole("status").filter({ hasText: "Carga terminada sin filas con errores." })).toBeVisible();

@@ -8,7 +8,7 @@ import { useDirectory } from "../../lib/directory";
 import { describe } from "../../lib/errors";
 import { type Key, useLang, useT } from "../../lib/i18n";
 import { Link, navigate } from "../../lib/router";
-import { formatDateTime, formatTime, zoneLabel } from "../../lib/time";
+import { formatDateTime, formatTime } from "../../lib/time";
 
 const STATUS: Record<string, Key> = {
   open: "offerOpen",
@@ -94,9 +94,7 @@ export function Offer({ id }: { id: string }) {
         <dt>{t("service")}</dt>
         <dd>{directory?.services.get(offer.service_id)?.name ?? ""}</dd>
         <dt>{t("when")}</dt>
-        <dd>
-          {formatDateTime(offer.start, zone, lang)} ({zoneLabel(zone, lang, new Date(offer.start))})
-        </dd>
+        <dd>{formatDateTime(offer.start, zone, lang)}</dd>
         <dt>{t("where")}</dt>
         <dd>{center?.name ?? ""}</dd>
         <dt>{t("doctor")}</dt>

@@ -174,10 +174,14 @@ test("an admin creates, finds, edits and deactivates directory records and keeps
   await page.getByRole("link", { name: centerName }).click();
   const edit = page.getByRole("form", { name: "Editar" });
   await edit.getByLabel("Dirección").fill("Calle de Toledo 9, Madrid");
+  // and its own reminders: two days and two hours before each visit
+  await edit.getByLabel("Recordatorios (minutos antes de la cita)").fill("2880, 120");
   await edit.getByRole("button", { name: "Guardar cambios" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Cambios guardados." })).toBeVisible();
   await page.reload();
   await expect(page.getByRole("form", { name: "Editar" }).getByLabel("Dirección")).toHaveValue("Calle de Toledo 9, Madrid");
+  await expect(page.getByRole("form", { name: "Editar" }).getByLabel("Recordatorios (minutos antes de la cita)")).toHaveValue("2880, 120");
+  expect(sql(`SELECT reminder_offsets_minutes FROM centers WHERE name = '${centerName}'`)).toBe("{2880,120}");
 
   // The service deactivated, after a confirmation: gone from the active list, among the inactive.
   await openKind(page, "Servicios");

@@ -169,7 +169,7 @@ export function RecordForm({
         <Field
           label={t(f.label)}
           hint={f.hint && t(f.hint)}
-          type={time ? "text" : (f.input ?? "text")}
+          type={time || f.input === "minutes" ? "text" : (f.input ?? "text")}
           inputMode={time ? "numeric" : undefined}
           placeholder={time ? "HH:MM" : undefined}
           maxLength={f.maxLength}

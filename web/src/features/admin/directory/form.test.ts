@@ -44,6 +44,18 @@ describe("the directory's forms", () => {
     expect(bodyOf(fieldsFor(fields, "edit"), { ...original, language: "" }, original)).toEqual({ language: "" });
   });
 
+  it("reads and writes a list of minutes: empty is the platform's, '-' none", () => {
+    const offsets: FieldSpec[] = [{ name: "reminder_offsets_minutes", label: "reminderOffsets", input: "minutes" }];
+    expect(initialValues(offsets, { reminder_offsets_minutes: [1440, 60] })).toEqual({ reminder_offsets_minutes: "1440, 60" });
+    expect(initialValues(offsets, { reminder_offsets_minutes: [] })).toEqual({ reminder_offsets_minutes: "-" });
+    expect(initialValues(offsets, { reminder_offsets_minutes: null })).toEqual({ reminder_offsets_minutes: "" });
+    expect(bodyOf(offsets, { reminder_offsets_minutes: "2880,  60" })).toEqual({ reminder_offsets_minutes: [2880, 60] });
+    const original = { reminder_offsets_minutes: "1440" };
+    expect(bodyOf(offsets, { reminder_offsets_minutes: "-" }, original)).toEqual({ reminder_offsets_minutes: [] });
+    expect(bodyOf(offsets, { reminder_offsets_minutes: "" }, original)).toEqual({ reminder_offsets_minutes: null });
+    expect(bodyOf(offsets, { reminder_offsets_minutes: "1 day" })).toEqual({ reminder_offsets_minutes: "1 day" });
+  });
+
   it("sends a number that is not one as typed, for the API to refuse", () => {
     expect(bodyOf(fields, { name: "x", duration_minutes: "abc" })).toEqual({ name: "x", duration_minutes: "abc" });
   });

@@ -4,7 +4,10 @@
 import { ApiProblem } from "../../../lib/api/client";
 import type { Key } from "../../../lib/i18n";
 
-export type Input = "text" | "email" | "tel" | "password" | "number" | "date" | "time" | "select" | "pick";
+export type Input = "text" | "email" | "tel" | "password" | "number" | "minutes" | "date" | "time" | "select" | "pick";
+
+/** The word that stands for an empty list in a `minutes` field (no reminders at all). */
+export const NONE = "-";
 
 /** One field of a kind's form; `name` is the request body's (and the record's) field. */
 export interface FieldSpec<Name extends string = string> {
@@ -38,6 +41,7 @@ export function initialValues(fields: readonly FieldSpec[], record?: object): Va
   return Object.fromEntries(
     fields.map((f) => {
       const value = from[f.name];
+      if (f.input === "minutes" && Array.isArray(value)) return [f.name, value.length ? value.join(", ") : NONE];
       if (value !== undefined && value !== null) return [f.name, String(value)];
       return [f.name, !record && f.input === "select" && f.required ? (f.options?.[0]?.value ?? "") : ""];
     }),
@@ -45,6 +49,14 @@ export function initialValues(fields: readonly FieldSpec[], record?: object): Va
 }
 
 function typed(field: FieldSpec, text: string): unknown {
+  if (field.input === "minutes") {
+    // A list of minutes ("1440, 60"); "-": none; empty: the platform's (null). Anything else
+    // is sent as typed, so the API's own error names the field.
+    if (text === "") return null;
+    if (text === NONE) return [];
+    const parts = text.split(/[\s,;]+/).filter(Boolean);
+    return parts.every((p) => /^\d+$/.test(p)) ? parts.map(Number) : text;
+  }
   if (field.input !== "number") return text;
   const n = Number(text);
   // Not a number: sent as typed, so the API's own error names the field.

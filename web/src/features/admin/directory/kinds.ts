@@ -78,6 +78,7 @@ const centerFields: FieldOf<Schemas["NewCenter"], Schemas["CenterUpdate"]>[] = [
   { name: "address", label: "address", required: true, maxLength: 300 },
   { name: "timezone", label: "timeZone", required: true, hint: "timeZoneHint", suggestions: timeZones },
   { name: "language", label: "centerLanguage", input: "select", options: languages },
+  { name: "reminder_offsets_minutes", label: "reminderOffsets", input: "minutes", hint: "reminderOffsetsHint" },
 ];
 
 const centers: Kind<Schemas["Center"]> = {

@@ -31,7 +31,8 @@ server_pid() { # prints the PID of our process-compose server, if it runs
   got=$(proc_starttime "$pid") || return 1
   want=$(cat "$RUN/pids/process-compose.start" 2>/dev/null || true)
   [[ -n $want && $want == "$got" ]] || return 1
-  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$PC_BIN" ]] || return 1
+  # (the binary by its real path: .cache may be a symlink, e.g. shared with a git worktree)
+  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$(readlink -f "$PC_BIN")" ]] || return 1
   printf '%s\n' "$pid"
 }
 

@@ -54,10 +54,20 @@ STOP_TIMEOUT=${CITAFLOW_DEV_STOP_TIMEOUT:-15}              # seconds before SIGK
 REGISTRY_STORAGE=${CITAFLOW_DEV_REGISTRY_STORAGE:-postgres} # postgres | memory
 # Lean disk (CITAFLOW_DEV_LEAN=1, which .ci/run sets for its clean clone): no incremental
 # compilation caches (gigabytes for a workspace of this size, useless to a build that runs
-# once), and the container steps drop their build caches once the image is built
-# (scripts/containers/image.sh). A developer's checkout keeps them: rebuilds are faster.
+# once), debug builds without line tables (two dozen test binaries of ~140 MB each; a panic
+# still names its file and line, a backtrace its functions), the chart tools' Go caches
+# dropped once the tools are built (scripts/dev/test.sh), and the container steps' build
+# caches once the image is built (scripts/containers/image.sh). A developer's checkout keeps
+# all of them: rebuilds are faster.
 LEAN=${CITAFLOW_DEV_LEAN:-0}
-if [[ $LEAN == 1 ]]; then export CARGO_INCREMENTAL=0; fi
+if [[ $LEAN == 1 ]]; then export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=0; fi
+# lean_drop DIR WHAT: in lean mode, removes DIR (a cache nothing after this needs)
+lean_drop() {
+  [[ $LEAN == 1 && -d $1 ]] || return 0
+  chmod -R u+w "$1" # Go's module cache is read-only
+  rm -rf "$1"
+  disk_report "$2 removed"
+}
 # Build profile of the services: debug (default) or release (./dev bench).
 PROFILE=${CITAFLOW_DEV_PROFILE:-debug}
 # The browser of the web app's tests (Debian's chromium package).

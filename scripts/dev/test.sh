@@ -47,6 +47,7 @@ run_tests() {
     bash scripts/smoke.sh || return $?
     (cd web && npm test --silent && CITAFLOW_DEV_CHROMIUM=$CHROMIUM npx playwright test) || return $?
     bash scripts/check-k8s.sh || return $?
+    lean_drop "$CACHE/k8s-tools/go" "the chart tools' Go module and build caches"
     python3 scripts/bench.py --short --profile "$PROFILE" || return $?
     if [[ ${CITAFLOW_TEST_CONTAINERS:-1} != 0 ]]; then
       disk_report "before the container steps"

@@ -1,5 +1,6 @@
-//! The decision: one database transaction per command that checks the rules, writes the
-//! outcome, records the events to publish and marks the command processed.
+//! The decision: one database transaction, for one command or a batch of a partition's
+//! commands in offset order, that checks the rules, writes the outcome, records the events to
+//! publish and marks the commands processed.
 //!
 //! Guarantees kept here:
 //! - Idempotency: a command already in `processed_commands` is not decided again; its
@@ -12,6 +13,8 @@
 //!   commit) keeps its id and consumers de-duplicate it.
 //! - Every recorded event names its actor (the user who sent the command and their role), in
 //!   the deciding transaction: the booking's history (`GET /bookings/{id}/history`) reads it.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use citaflow_agenda as agenda;
@@ -84,6 +87,18 @@ impl Rejection {
     }
 }
 
+/// How a confirmation meets the exclusion constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// Inside a savepoint: a violation becomes a `slot_taken` rejection (one command per
+    /// transaction).
+    Savepoint,
+    /// Unguarded: a violation fails the whole batch, which is then decided again one command
+    /// per transaction. The rules already read the doctor's confirmed appointments under the
+    /// doctor's lock, so this only happens when a decider outside the lock raced it.
+    Batch,
+}
+
 /// Decides `command` and returns the events to publish (already recorded).
 pub async fn decide(
     pool: &PgPool,
@@ -95,78 +110,181 @@ pub async fn decide(
         drop(tx);
         return recorded_events(pool, command.command_id).await;
     }
-    let doctor_id = command.doctor_id();
-    // Serialise deciders of one doctor across replicas (the partitioning already does, except
-    // during a rebalance hand-over).
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
-        .bind(doctor_id)
-        .execute(&mut *tx)
-        .await?;
-
+    lock_doctors(&mut tx, &[command.doctor_id()]).await?;
     let now = Utc::now();
-    let drafts = match &command.action {
-        Action::Create(create) => decide_create(&mut tx, rules, command, create, now).await?,
-        Action::Cancel(cancel) => decide_cancel(&mut tx, cancel, now).await?,
-        Action::Expire(expire) => decide_expire(&mut tx, expire, now).await?,
-        Action::Reschedule(create) => {
-            decide_reschedule(&mut tx, rules, command, create, now).await?
-        }
-        Action::MarkAttendance(mark) => decide_attendance(&mut tx, mark, now).await?,
-    };
-
-    let events = record(&mut tx, command, drafts, now).await?;
+    let drafts = decide_one(&mut tx, rules, command, now, Guard::Savepoint).await?;
+    let events = into_events(command, drafts, now);
+    record(&mut tx, &[(command, events.as_slice())], now).await?;
     tx.commit().await?;
     Ok(events)
 }
 
-/// Records the events of a decision, each with its actor (the command's sender and their
-/// role, looked up in the same statement), and marks its command processed (same
-/// transaction).
+/// Decides `commands` in order in one transaction and returns each one's events to publish
+/// (recorded now, or earlier for a command already processed), in the same order.
+///
+/// Statements per batch: one probe for commands already processed, one statement taking every
+/// doctor's lock, the rules of each command (see [`check_rules`]), one write per decided
+/// booking, and one statement recording every event, marking every command processed and
+/// waking the API's waiters. Any error leaves nothing behind (the transaction rolls back): the
+/// caller then decides the same commands one per transaction, where each gets its own outcome.
+pub async fn decide_batch(
+    pool: &PgPool,
+    rules: Rules,
+    commands: &[Command],
+) -> Result<Vec<Vec<BookingEvent>>, ProcessError> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<Uuid> = commands.iter().map(|c| c.command_id).collect();
+    let done: HashSet<Uuid> =
+        sqlx::query_scalar("SELECT command_id FROM processed_commands WHERE command_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut doctors: Vec<Uuid> = commands
+        .iter()
+        .filter(|c| !done.contains(&c.command_id))
+        .map(Command::doctor_id)
+        .collect();
+    doctors.sort_unstable();
+    doctors.dedup();
+    lock_doctors(&mut tx, &doctors).await?;
+
+    let now = Utc::now();
+    let mut outcomes: Vec<Option<Vec<BookingEvent>>> = Vec::with_capacity(commands.len());
+    let mut seen = HashSet::new();
+    for command in commands {
+        // Decided earlier (its events are read below), or twice in this batch (a redelivered
+        // record): decided once, published once.
+        if done.contains(&command.command_id) || !seen.insert(command.command_id) {
+            outcomes.push(None);
+            continue;
+        }
+        let drafts = decide_one(&mut tx, rules, command, now, Guard::Batch).await?;
+        outcomes.push(Some(into_events(command, drafts, now)));
+    }
+    let decided: Vec<(&Command, &[BookingEvent])> = commands
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(c, o)| o.as_deref().map(|events| (c, events)))
+        .collect();
+    record(&mut tx, &decided, now).await?;
+    let mut earlier = if done.is_empty() {
+        HashMap::new()
+    } else {
+        events_of(&mut tx, &done.iter().copied().collect::<Vec<_>>()).await?
+    };
+    tx.commit().await?;
+    Ok(commands
+        .iter()
+        .zip(outcomes)
+        .map(|(c, o)| o.unwrap_or_else(|| earlier.remove(&c.command_id).unwrap_or_default()))
+        .collect())
+}
+
+/// Serialises deciders of these doctors across replicas (the partitioning already does,
+/// except during a rebalance hand-over). Taken in id order, so two batches never wait on each
+/// other in a cycle.
+async fn lock_doctors(conn: &mut PgConnection, doctors: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(d::text, 7))
+           FROM unnest($1::uuid[]) WITH ORDINALITY AS l(d, n) ORDER BY n",
+    )
+    .bind(doctors)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The decision of one command, inside the caller's transaction and the doctor's lock.
+async fn decide_one(
+    conn: &mut PgConnection,
+    rules: Rules,
+    command: &Command,
+    now: DateTime<Utc>,
+    guard: Guard,
+) -> Result<Vec<Draft>, ProcessError> {
+    match &command.action {
+        Action::Create(create) => decide_create(conn, rules, command, create, now, guard).await,
+        Action::Cancel(cancel) => decide_cancel(conn, cancel, now).await,
+        Action::Expire(expire) => decide_expire(conn, expire, now).await,
+        Action::Reschedule(create) => {
+            decide_reschedule(conn, rules, command, create, now, guard).await
+        }
+        Action::MarkAttendance(mark) => decide_attendance(conn, mark, now).await,
+    }
+}
+
+fn into_events(command: &Command, drafts: Vec<Draft>, now: DateTime<Utc>) -> Vec<BookingEvent> {
+    drafts
+        .into_iter()
+        .map(|draft| draft.into_event(command.command_id, now))
+        .collect()
+}
+
+/// Records decisions in one statement: each event with its actor (the command's sender and
+/// their role when decided), in order; each command marked processed; and a notice per
+/// decided booking to wake API requests waiting for it (`Prefer: wait`), delivered on commit.
 async fn record(
     conn: &mut PgConnection,
-    command: &Command,
-    drafts: Vec<Draft>,
+    decided: &[(&Command, &[BookingEvent])],
     now: DateTime<Utc>,
-) -> Result<Vec<BookingEvent>, ProcessError> {
-    let mut events = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        let event = draft.into_event(command.command_id, now);
-        sqlx::query(
-            "INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload,
-                                         occurred_at, actor_id, actor_role)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT role FROM users WHERE id = $7))
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(Uuid::parse_str(&event.event_id).expect("generated"))
-        .bind(command.command_id)
-        .bind(Uuid::parse_str(&event.booking_id).expect("generated"))
+) -> Result<(), ProcessError> {
+    if decided.is_empty() {
+        return Ok(());
+    }
+    let events = decided
+        .iter()
+        .flat_map(|(c, events)| events.iter().map(move |e| (*c, e)));
+    let mut event_ids = Vec::new();
+    let mut event_commands = Vec::new();
+    let mut bookings = Vec::new();
+    let mut kinds = Vec::new();
+    let mut payloads = Vec::new();
+    let mut actors = Vec::new();
+    for (command, event) in events {
+        event_ids.push(Uuid::parse_str(&event.event_id).expect("generated"));
+        event_commands.push(command.command_id);
+        bookings.push(Uuid::parse_str(&event.booking_id).expect("generated"));
         // The Avro symbol (`NO_SHOW`), as consumers of the topic read it.
-        .bind(symbol(event.kind))
-        .bind(sqlx::types::Json(&event))
-        .bind(now)
-        .bind(command.requested_by)
-        .execute(&mut *conn)
-        .await?;
-        events.push(event);
+        kinds.push(symbol(event.kind));
+        payloads.push(sqlx::types::Json(event));
+        actors.push(command.requested_by);
     }
-    // Wake API requests waiting for these outcomes (`Prefer: wait`); delivered on commit.
-    let mut notified = Vec::new();
-    for event in &events {
-        let booking_id = Uuid::parse_str(&event.booking_id).expect("generated");
-        if !notified.contains(&booking_id) {
-            store::notify_decided(&mut *conn, booking_id).await?;
-            notified.push(booking_id);
-        }
-    }
+    let commands: Vec<Uuid> = decided.iter().map(|(c, _)| c.command_id).collect();
+    let command_bookings: Vec<Uuid> = decided.iter().map(|(c, _)| c.booking_id()).collect();
+    let command_kinds: Vec<&str> = decided.iter().map(|(c, _)| c.kind()).collect();
     sqlx::query(
-        "INSERT INTO processed_commands (command_id, booking_id, kind) VALUES ($1, $2, $3)",
+        "WITH events AS (
+             INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload,
+                                         occurred_at, actor_id, actor_role)
+             SELECT e.event_id, e.command_id, e.booking_id, e.kind, e.payload, $7, e.actor_id,
+                    u.role::text
+               FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[],
+                           $6::uuid[]) WITH ORDINALITY
+                    AS e(event_id, command_id, booking_id, kind, payload, actor_id, n)
+               LEFT JOIN users u ON u.id = e.actor_id
+              ORDER BY e.n
+             ON CONFLICT (event_id) DO NOTHING),
+         processed AS (
+             INSERT INTO processed_commands (command_id, booking_id, kind)
+             SELECT * FROM unnest($8::uuid[], $9::uuid[], $10::text[]))
+         SELECT pg_notify($11, b::text) FROM (SELECT DISTINCT unnest($3::uuid[]) AS b) AS d",
     )
-    .bind(command.command_id)
-    .bind(command.booking_id())
-    .bind(command.kind())
+    .bind(&event_ids)
+    .bind(&event_commands)
+    .bind(&bookings)
+    .bind(&kinds)
+    .bind(&payloads)
+    .bind(&actors)
+    .bind(now)
+    .bind(&commands)
+    .bind(&command_bookings)
+    .bind(&command_kinds)
+    .bind(store::DECIDED_CHANNEL)
     .execute(&mut *conn)
     .await?;
-    Ok(events)
+    Ok(())
 }
 
 /// The Avro symbol of an event kind (`NO_SHOW`), as consumers of the topic read it.
@@ -223,7 +341,8 @@ pub async fn close_dead_letter(
         Action::Expire(expire) => decide_expire(&mut tx, expire, now).await?,
         Action::Cancel(_) | Action::MarkAttendance(_) => vec![],
     };
-    let events = record(&mut tx, command, drafts, now).await?;
+    let events = into_events(command, drafts, now);
+    record(&mut tx, &[(command, events.as_slice())], now).await?;
     tx.commit().await?;
     Ok(events)
 }
@@ -246,16 +365,31 @@ pub async fn recorded_events(
     pool: &PgPool,
     command_id: Uuid,
 ) -> Result<Vec<BookingEvent>, ProcessError> {
-    let rows = sqlx::query("SELECT payload FROM booking_events WHERE command_id = $1 ORDER BY seq")
-        .bind(command_id)
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let payload: sqlx::types::Json<BookingEvent> = row.try_get("payload")?;
-            Ok(payload.0)
-        })
-        .collect()
+    let mut conn = pool.acquire().await?;
+    let mut events = events_of(&mut conn, &[command_id]).await?;
+    Ok(events.remove(&command_id).unwrap_or_default())
+}
+
+/// The events recorded for processed commands, each command's in the order they were decided.
+async fn events_of(
+    conn: &mut PgConnection,
+    command_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<BookingEvent>>, ProcessError> {
+    let rows = sqlx::query(
+        "SELECT command_id, payload FROM booking_events WHERE command_id = ANY($1) ORDER BY seq",
+    )
+    .bind(command_ids)
+    .fetch_all(conn)
+    .await?;
+    let mut events: HashMap<Uuid, Vec<BookingEvent>> = HashMap::new();
+    for row in rows {
+        let payload: sqlx::types::Json<BookingEvent> = row.try_get("payload")?;
+        events
+            .entry(row.try_get("command_id")?)
+            .or_default()
+            .push(payload.0);
+    }
+    Ok(events)
 }
 
 /// An event before its id and time are fixed.
@@ -587,17 +721,23 @@ async fn schedule_reminders(
 }
 
 /// Confirms the booking if every rule passes; the exclusion constraint has the final word.
-/// Runs inside a savepoint so a constraint violation leaves the transaction usable.
+/// With [`Guard::Savepoint`] the write runs inside a savepoint, so a constraint violation
+/// leaves the transaction usable and becomes a `slot_taken` rejection.
 async fn try_confirm(
     conn: &mut PgConnection,
     rules: Rules,
     command: &Command,
     create: &Create,
     now: DateTime<Utc>,
+    guard: Guard,
 ) -> Result<(Option<Rejection>, bool), ProcessError> {
     let (rejection, buffers) = check_rules(conn, rules, create, now).await?;
     if rejection.is_some() {
         return Ok((rejection, false));
+    }
+    if guard == Guard::Batch {
+        let written = write_decision(conn, command, create, None, buffers, now).await?;
+        return Ok((None, written));
     }
     sqlx::query("SAVEPOINT confirm").execute(&mut *conn).await?;
     match write_decision(conn, command, create, None, buffers, now).await {
@@ -623,8 +763,9 @@ async fn decide_create(
     command: &Command,
     create: &Create,
     now: DateTime<Utc>,
+    guard: Guard,
 ) -> Result<Vec<Draft>, ProcessError> {
-    let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
+    let (rejection, confirmed) = try_confirm(conn, rules, command, create, now, guard).await?;
     if rejection.is_none() && confirmed {
         schedule_reminders(conn, rules, command, create, now).await?;
     }
@@ -773,6 +914,7 @@ async fn decide_reschedule(
     command: &Command,
     create: &Create,
     now: DateTime<Utc>,
+    guard: Guard,
 ) -> Result<Vec<Draft>, ProcessError> {
     let previous_id = create
         .previous_booking_id
@@ -821,7 +963,7 @@ async fn decide_reschedule(
         .await?;
     let message = "The appointment was moved to a new time.";
     store::mark_cancelled(conn, previous_id, "rescheduled", message, now).await?;
-    let (rejection, confirmed) = try_confirm(conn, rules, command, create, now).await?;
+    let (rejection, confirmed) = try_confirm(conn, rules, command, create, now, guard).await?;
     match rejection {
         None if confirmed => {
             sqlx::query("RELEASE SAVEPOINT reschedule")

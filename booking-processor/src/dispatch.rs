@@ -2,8 +2,13 @@
 //! assigned partition.
 //!
 //! Ordering: a partition's records go, in offset order, through one FIFO channel to one
-//! worker that handles them one at a time; partitions (and so doctors on different
-//! partitions) progress concurrently.
+//! worker; partitions (and so doctors on different partitions) progress concurrently.
+//!
+//! Batches: the worker takes what is queued for its partition (up to `processor.batch_max`,
+//! waiting up to `processor.batch_wait_ms` for more, by default not at all) and hands it to
+//! the handler as one batch, in offset order. Under
+//! light load a batch is one record; as load grows, records queue while a batch is decided
+//! and the next batch is larger, so the cost per record falls as the rate rises.
 //!
 //! Delays: a delay-topic record that is not due yet is not held by anyone: its partition is
 //! paused and rewound to it, and resumed when it is due. Other partitions keep flowing.
@@ -40,9 +45,18 @@ const CHANNEL_CAPACITY: usize = 256;
 
 pub type Key = (String, i32);
 
+/// How a worker gathers its partition's records into batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most records taken at once.
+    pub max: usize,
+    /// How long to wait for more when fewer are queued.
+    pub wait: Duration,
+}
+
 /// What the poller and the rebalance callback share about one partition's worker.
 pub struct WorkerShared {
-    /// Held by the worker while it handles a record.
+    /// Held by the worker while it handles a batch.
     pub busy: tokio::sync::Mutex<()>,
     /// Set when the partition is revoked or the processor stops: the worker exits before its
     /// next record.
@@ -142,6 +156,26 @@ pub trait PartitionHandler: Send + Sync + 'static {
         message: OwnedMessage,
         stop: &CancellationToken,
     ) -> impl std::future::Future<Output = bool> + Send;
+
+    /// Handles records of one partition in offset order. Returns how many of them, from the
+    /// first, are done (their offsets may be stored); the rest, if any, are left to
+    /// redelivery.
+    fn handle_batch(
+        &self,
+        messages: Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> impl std::future::Future<Output = usize> + Send {
+        async move {
+            let mut done = 0;
+            for message in messages {
+                if !self.handle(message, stop).await {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        }
+    }
 }
 
 /// Runs the polling loop on the current (dedicated) thread until `shutdown`, then drains.
@@ -149,6 +183,7 @@ pub fn run<H: PartitionHandler>(
     consumer: Arc<ProcessorConsumer>,
     topology: Topology,
     handler: Arc<H>,
+    batch: Batching,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) {
@@ -202,6 +237,7 @@ pub fn run<H: PartitionHandler>(
                     consumer.clone(),
                     handler.clone(),
                     key.clone(),
+                    batch,
                     worker_stop.clone(),
                 )
             });
@@ -240,6 +276,7 @@ fn spawn_worker<H: PartitionHandler>(
     consumer: Arc<ProcessorConsumer>,
     handler: Arc<H>,
     key: Key,
+    batching: Batching,
     stop: CancellationToken,
 ) -> WorkerHandle {
     let (tx, mut rx) = mpsc::channel::<OwnedMessage>(CHANNEL_CAPACITY);
@@ -250,18 +287,35 @@ fn spawn_worker<H: PartitionHandler>(
     let worker_shared = shared.clone();
     runtime.spawn(async move {
         let (topic, partition) = key;
-        while let Some(message) = rx.recv().await {
+        let max = batching.max;
+        let mut batch = Vec::with_capacity(max);
+        while rx.recv_many(&mut batch, max).await > 0 {
+            if !batching.wait.is_zero() {
+                let until = tokio::time::Instant::now() + batching.wait;
+                while batch.len() < max {
+                    let room = max - batch.len();
+                    let more = tokio::time::timeout_at(until, rx.recv_many(&mut batch, room));
+                    if !matches!(more.await, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+            }
             let _busy = worker_shared.busy.lock().await;
             if worker_shared.stopped.load(Ordering::SeqCst) {
                 break;
             }
-            let offset = message.offset();
-            if handler.handle(message, &stop).await {
-                // Stored only now: the record's outcome is durable (see the handler).
-                if let Err(err) = consumer.store_offset(&topic, partition, offset) {
-                    tracing::debug!(error = %err, topic, partition, "offset not stored (revoked?)");
-                }
-            } else {
+            let offsets: Vec<i64> = batch.iter().map(Message::offset).collect();
+            let done = handler
+                .handle_batch(std::mem::take(&mut batch), &stop)
+                .await;
+            // Stored only now: the records' outcomes are durable (see the handler). Storing
+            // the last done offset covers those before it.
+            if let Some(offset) = done.checked_sub(1).map(|last| offsets[last])
+                && let Err(err) = consumer.store_offset(&topic, partition, offset)
+            {
+                tracing::debug!(error = %err, topic, partition, "offset not stored (revoked?)");
+            }
+            if done < offsets.len() {
                 // Not done (stopping mid-retry): leave it, and what follows, to redelivery.
                 break;
             }

@@ -5,6 +5,14 @@
 //! outcome is durable: decided in PostgreSQL and its events acknowledged by Kafka, or the
 //! record itself acknowledged on a delay or dead-letter topic.
 //!
+//! Batches: of the records a partition's worker hands over together, each run of plain
+//! commands (from the request topic, readable, their doctor parked behind nothing) is decided
+//! in one transaction (`decide::decide_batch`) and its events published together; every
+//! other record takes the one-record path at its place in the order. When a run cannot be
+//! decided or published as one (a transient failure, a constraint violation), nothing of it is
+//! kept and its records take the one-record path in order: each gets its own outcome, and
+//! exactly the failing ones go to the delay topics.
+//!
 //! Per-doctor order across retries ("parking"): when a doctor's command goes to a delay topic,
 //! the doctor is parked on this partition behind it. Later commands of that doctor are not
 //! decided ahead of it: they follow it into the delay topics, one step behind, until the
@@ -46,6 +54,8 @@ pub struct Handler {
     pub events: AvroCodec<BookingEvent>,
     pub topology: Topology,
     pub rules: Rules,
+    /// The consumer group, which labels the batch metrics.
+    group: String,
     /// (topic, partition, doctor) → the last command of that doctor sent to a delay topic.
     parked: Mutex<HashMap<(String, i32, Uuid), Uuid>>,
     recovery: Arc<Recovery>,
@@ -71,6 +81,7 @@ impl Handler {
             events,
             topology,
             rules,
+            group: recovery.group().to_owned(),
             parked: Mutex::default(),
             recovery: Arc::new(recovery),
         }
@@ -222,27 +233,116 @@ impl Handler {
         let events = decide::decide(&self.pool, self.rules, command).await?;
         self.publish(&events).await?;
         for event in &events {
-            let outcome = format!("{:?}", event.kind).to_lowercase();
-            metrics::counter!("citaflow_processor_decisions_total", "outcome" => outcome)
-                .increment(1);
+            count_decision(event);
             tracing::info!(kind = ?event.kind, reason = event.reason_code.as_deref(), "decided");
         }
         Ok(())
     }
 
-    /// Publishes events keyed by doctor and waits for every acknowledgement.
-    async fn publish(&self, events: &[BookingEvent]) -> Result<(), ProcessError> {
+    /// A record that may be decided with its neighbours: a command from the request topic,
+    /// readable, whose doctor waits for nothing on this partition.
+    async fn batchable(&self, message: &OwnedMessage) -> Option<Command> {
+        if self.topology.role(message.topic()) != Some(Role::Requests)
+            || retry::get(message.headers(), header::PARKED_BEHIND).is_some()
+        {
+            return None;
+        }
+        let command = self.decode(message).await.ok()?;
+        let key = (
+            message.topic().to_owned(),
+            message.partition(),
+            command.doctor_id(),
+        );
+        if self.parked.lock().expect("parked lock").contains_key(&key) {
+            return None;
+        }
+        Some(command)
+    }
+
+    /// Decides a run of batchable records (`messages`, their `commands`) in one transaction
+    /// and publishes their events. Returns how many of them are done: all, or, when the run
+    /// could not be decided or published as one, as many as the one-record path finished.
+    async fn decide_run(
+        &self,
+        messages: &[OwnedMessage],
+        commands: Vec<Command>,
+        stop: &CancellationToken,
+    ) -> usize {
+        if commands.is_empty() {
+            return 0;
+        }
+        metrics::histogram!("citaflow_processor_batch_size", "group" => self.group.clone())
+            .record(commands.len() as f64);
+        let started = std::time::Instant::now();
+        match self.decide_and_publish_batch(&commands).await {
+            Ok(()) => {
+                metrics::histogram!("citaflow_processor_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                return messages.len();
+            }
+            Err(err) => {
+                metrics::counter!("citaflow_processor_batch_fallbacks_total", "group" => self.group.clone())
+                    .increment(1);
+                tracing::warn!(
+                    error = %err,
+                    records = messages.len(),
+                    "batch not decided as one; deciding its records one by one"
+                );
+            }
+        }
+        let mut done = 0;
+        for message in messages {
+            if !self.handle(message.clone(), stop).await {
+                break;
+            }
+            done += 1;
+        }
+        done
+    }
+
+    async fn decide_and_publish_batch(&self, commands: &[Command]) -> Result<(), ProcessError> {
+        let outcomes = decide::decide_batch(&self.pool, self.rules, commands).await?;
+        self.publish(outcomes.iter().flatten()).await?;
+        for event in outcomes.iter().flatten() {
+            count_decision(event);
+            tracing::info!(
+                booking_id = event.booking_id,
+                command_id = event.command_id,
+                kind = ?event.kind,
+                reason = event.reason_code.as_deref(),
+                "decided"
+            );
+        }
+        Ok(())
+    }
+
+    /// Publishes events keyed by doctor, in order (the producer is idempotent, so a partition
+    /// keeps the order they were sent in), and waits for every acknowledgement.
+    async fn publish<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a BookingEvent>,
+    ) -> Result<(), ProcessError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            ProcessError::Transient(anyhow::anyhow!("publishing event: {e}"))
+        };
+        let mut deliveries = Vec::new();
         for event in events {
             let payload = self.events.encode(event).await?;
             let record = FutureRecord::to(&self.topology.events)
                 .key(event.doctor_id.as_bytes())
                 .payload(&payload);
-            self.producer
-                .send(record, Duration::from_secs(5))
-                .await
-                .map_err(|(e, _)| {
-                    ProcessError::Transient(anyhow::anyhow!("publishing event: {e}"))
-                })?;
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(e, _)| failed(&e))?;
+            deliveries.push(delivery);
+        }
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(failed(&e)),
+                Err(canceled) => return Err(failed(&canceled)),
+            }
         }
         Ok(())
     }
@@ -366,9 +466,38 @@ impl Handler {
     }
 }
 
+fn count_decision(event: &BookingEvent) {
+    let outcome = format!("{:?}", event.kind).to_lowercase();
+    metrics::counter!("citaflow_processor_decisions_total", "outcome" => outcome).increment(1);
+}
+
 impl PartitionHandler for Handler {
     async fn assigned(&self, partition: i32) {
         self.recover_parking(partition).await;
+    }
+
+    async fn handle_batch(&self, messages: Vec<OwnedMessage>, stop: &CancellationToken) -> usize {
+        let mut done = 0;
+        // The run of batchable records being gathered: messages[start..i], their commands.
+        let mut start = 0;
+        let mut run = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            if let Some(command) = self.batchable(message).await {
+                run.push(command);
+                continue;
+            }
+            let gathered = run.len();
+            let finished = self
+                .decide_run(&messages[start..i], std::mem::take(&mut run), stop)
+                .await;
+            done += finished;
+            if finished < gathered || !self.handle(message.clone(), stop).await {
+                return done;
+            }
+            done += 1;
+            start = i + 1;
+        }
+        done + self.decide_run(&messages[start..], run, stop).await
     }
 
     async fn handle(&self, message: OwnedMessage, stop: &CancellationToken) -> bool {

@@ -59,6 +59,7 @@ pub struct Application {
     ops_router: axum::Router,
     port: u16,
     drain: Duration,
+    batching: dispatch::Batching,
     sweeper: expiry::Sweeper,
     reminders: reminders::Scheduler,
     waitlist: waitlist::Worker,
@@ -129,6 +130,10 @@ impl Application {
             ops_router: ops::router(readiness),
             port,
             drain,
+            batching: dispatch::Batching {
+                max: settings.processor.batch_max,
+                wait: Duration::from_millis(settings.processor.batch_wait_ms),
+            },
             sweeper,
             reminders,
             waitlist,
@@ -156,12 +161,22 @@ impl Application {
         let waitlist = tokio::spawn(self.waitlist.run(shutdown.clone()));
         let runtime = tokio::runtime::Handle::current();
         let (consumer, handler, topology) = (self.consumer, self.handler, self.topology);
+        let batching = self.batching;
         let poll_shutdown = shutdown.clone();
         // The consumer is polled on its own thread: rebalance callbacks may block it while
         // revoked partitions drain, without stalling the async workers.
         let poller = std::thread::Builder::new()
             .name("kafka-poll".into())
-            .spawn(move || dispatch::run(consumer, topology, handler, runtime, poll_shutdown))
+            .spawn(move || {
+                dispatch::run(
+                    consumer,
+                    topology,
+                    handler,
+                    batching,
+                    runtime,
+                    poll_shutdown,
+                )
+            })
             .context("starting the polling thread")?;
         shutdown.cancelled().await;
         let joined = tokio::task::spawn_blocking(move || poller.join());

@@ -59,6 +59,11 @@ impl Recovery {
         }
     }
 
+    /// The consumer group whose offsets are read.
+    pub fn group(&self) -> &str {
+        self.config.get("group.id").unwrap_or_default()
+    }
+
     /// The records the group has not consumed yet in partition `partition` of every delay
     /// topic, in each topic's offset order. Blocking; bounded by the timeout.
     pub fn waiting(&self, partition: i32) -> anyhow::Result<Vec<Delayed>> {

@@ -208,6 +208,9 @@ impl Settings {
         if self.processor.reminder_poll_interval_ms == 0 {
             bail!("processor.reminder_poll_interval_ms must be positive");
         }
+        if self.processor.batch_max == 0 {
+            bail!("processor.batch_max must be positive");
+        }
         if self.processor.drain_timeout_ms == 0 {
             bail!("processor.drain_timeout_ms must be positive");
         }
@@ -542,6 +545,14 @@ pub struct ProcessorSettings {
     /// cancellation wakes it at once; this bounds how late a lapsed hold moves on).
     #[serde(deserialize_with = "lenient::number")]
     pub waitlist_poll_interval_ms: u64,
+    /// Most records a partition's worker takes at once; runs of plain commands among them are
+    /// decided in one transaction each (1: one command per transaction).
+    #[serde(deserialize_with = "lenient::number")]
+    pub batch_max: usize,
+    /// How long a worker that found fewer than `batch_max` records queued waits for more
+    /// before deciding them, in milliseconds (0: it takes what is queued and never waits).
+    #[serde(deserialize_with = "lenient::number")]
+    pub batch_wait_ms: u64,
 }
 
 impl Default for ProcessorSettings {
@@ -557,6 +568,8 @@ impl Default for ProcessorSettings {
             reminder_poll_interval_ms: 5_000,
             waitlist_hold_secs: 15 * 60,
             waitlist_poll_interval_ms: 2_000,
+            batch_max: 64,
+            batch_wait_ms: 0,
         }
     }
 }

@@ -231,6 +231,9 @@ impl TestApp {
         settings.topics.retry_delays_ms = vec![500, 2_000];
         settings.processor.group_id = format!("{prefix}-booking-processor");
         settings.processor.drain_timeout_ms = 5_000;
+        // Batches form whenever records arrive within a few milliseconds of each other, as
+        // they do under load, so the workflow tests run the batched path.
+        settings.processor.batch_wait_ms = 20;
         settings.notifier.group_id = None;
         configure(&mut settings);
         settings.check().expect("valid test settings");
@@ -711,6 +714,59 @@ async fn cleanup(database: &str, topics: &[String]) -> anyhow::Result<()> {
 }
 
 /// A start time `hours` from now, on a whole minute.
+/// A TCP port free on the loopback interface now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// What a processor's batch metrics say for one consumer group.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Batches {
+    /// Decision transactions of batched commands.
+    pub batches: f64,
+    /// Commands decided in them.
+    pub commands: f64,
+}
+
+impl Batches {
+    /// Reads `citaflow_processor_batch_size` for `group` from Prometheus text.
+    pub fn parse(metrics: &str, group: &str) -> Batches {
+        let label = format!("group=\"{group}\"");
+        let value = |name: &str| {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(name) && l.contains(&label))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        Batches {
+            batches: value("citaflow_processor_batch_size_count"),
+            commands: value("citaflow_processor_batch_size_sum"),
+        }
+    }
+
+    /// The batches of this test's in-process processors.
+    pub fn in_process(app: &TestApp) -> Batches {
+        let text = citaflow_platform::ops::metrics_handle().render();
+        Batches::parse(&text, &app.settings.processor.group_id)
+    }
+
+    /// Some batch held more than one command.
+    pub fn assert_formed(&self) {
+        eprintln!(
+            "batches: {} decision transactions for {} commands",
+            self.batches, self.commands
+        );
+        assert!(
+            self.commands > self.batches,
+            "batches of more than one command were decided: {self:?}"
+        );
+    }
+}
+
 pub fn in_hours(hours: i64) -> DateTime<Utc> {
     let t = Utc::now() + chrono::Duration::hours(hours);
     DateTime::from_timestamp(t.timestamp() - t.timestamp() % 60, 0).unwrap()

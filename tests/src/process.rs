@@ -62,6 +62,10 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
             "CITAFLOW__PROCESSOR__DRAIN_TIMEOUT_MS",
             settings.processor.drain_timeout_ms.to_string(),
         ),
+        (
+            "CITAFLOW__PROCESSOR__BATCH_WAIT_MS",
+            settings.processor.batch_wait_ms.to_string(),
+        ),
         ("CITAFLOW__SMTP__HOST", settings.smtp.host.clone()),
         ("CITAFLOW__SMTP__PORT", settings.smtp.port.to_string()),
         ("CITAFLOW__SMS__BASE_URL", settings.sms.base_url.clone()),
@@ -115,6 +119,8 @@ pub fn environment(settings: &Settings) -> Vec<(String, String)> {
 /// A running service process; killed when dropped.
 pub struct ServiceProcess {
     child: Child,
+    /// Its `http.port`: a processor's or notifier's ops listener (`/metrics`, `/health/*`).
+    pub ops_port: u16,
 }
 
 impl ServiceProcess {
@@ -128,6 +134,7 @@ impl ServiceProcess {
         settings: &Settings,
         extra: &[(&str, String)],
     ) -> ServiceProcess {
+        let ops_port = crate::free_port();
         let mut command = Command::new(binary(binary_name));
         for (key, _) in std::env::vars() {
             if key.starts_with("CITAFLOW__") || key == "CITAFLOW_CONFIG" {
@@ -136,13 +143,26 @@ impl ServiceProcess {
         }
         command
             .envs(environment(settings))
+            // The processor and the notifier serve their ops endpoints on `http.port`.
+            .env("CITAFLOW__HTTP__PORT", ops_port.to_string())
             .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         ServiceProcess {
             child: command.spawn().expect("start service process"),
+            ops_port,
         }
+    }
+
+    /// The batches this (processor) process has decided so far, from its `/metrics`.
+    pub async fn batches(&self, settings: &Settings) -> crate::Batches {
+        let url = format!("http://127.0.0.1:{}/metrics", self.ops_port);
+        let text = match reqwest::get(&url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        crate::Batches::parse(&text, &settings.processor.group_id)
     }
 
     pub fn pid(&self) -> u32 {

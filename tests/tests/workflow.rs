@@ -1,10 +1,15 @@
 //! The booking workflow on the real stack: conflicts under concurrency, per-doctor order,
-//! delay topics, dead letters, crashes, cancel and reschedule, `Prefer: wait`.
+//! delay topics, dead letters, crashes, cancel and reschedule, `Prefer: wait`. The processor
+//! decides in batches here (`TestApp` lets a worker wait 20 ms for more records), and each test
+//! that stresses a guarantee checks that batches of more than one command were formed.
 
 use std::{collections::HashMap, time::Duration};
 
 use chrono::Duration as Minutes;
-use citaflow_tests::{Directory, Services, TestApp, in_hours, process::ServiceProcess, read_all};
+use citaflow_tests::{
+    Batches, Directory, Services, TEST_PARTITIONS, TestApp, in_hours, process::ServiceProcess,
+    read_all,
+};
 use futures_util::future::join_all;
 use rdkafka::{
     ClientConfig, Message,
@@ -101,13 +106,15 @@ async fn two_hundred_concurrent_requests_for_one_slot_confirm_exactly_one() {
     .await
     .unwrap();
     assert_eq!(confirmed, 1, "the database agrees");
+    Batches::in_process(&app).assert_formed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_holds() {
     let app = TestApp::spawn_with(Services::no_email(), |s| {
         s.database.statement_timeout_ms = 400;
-        s.topics.retry_delays_ms = vec![500, 3_000];
+        // Long enough for a burst of the others while the slow one waits in the second.
+        s.topics.retry_delays_ms = vec![500, 10_000];
     })
     .await;
     let slow = app.directory().await;
@@ -144,6 +151,10 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
             .unwrap()
             .contains("transient")
     );
+    // A burst of the others, decided in batches, is not held up either.
+    for id in burst(&app, &others, 60, in_hours(90)).await {
+        app.wait_for_decision(&id, Duration::from_secs(10)).await;
+    }
     let pending: Value = app
         .get(&format!("/bookings/{first}"))
         .await
@@ -151,6 +162,17 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
         .await
         .unwrap();
     assert_eq!(pending["status"], "pending");
+    let retried_records = app.settings.topics.retry_topics()[0].clone();
+    let delayed =
+        tokio::task::spawn_blocking(move || read_all(&retried_records, 1, Duration::from_secs(5)))
+            .await
+            .unwrap();
+    assert_eq!(
+        delayed.len(),
+        1,
+        "only the slow doctor's command went to the delay topics"
+    );
+    Batches::in_process(&app).assert_formed();
 
     // The database recovers; a later request of the same doctor for the same slot must not
     // overtake the earlier one.
@@ -195,7 +217,13 @@ async fn a_restarted_processor_keeps_a_doctor_behind_its_command_in_a_delay_topi
     );
     processor.kill();
     drop(lock);
-    let _successor = ServiceProcess::start("booking-processor", &app.settings);
+    let successor = ServiceProcess::start("booking-processor", &app.settings);
+    // Other doctors' commands are decided in batches meanwhile.
+    let others: Vec<Directory> = join_all((0..4).map(|_| app.directory())).await;
+    for id in burst(&app, &others, 60, in_hours(92)).await {
+        app.wait_for_decision(&id, Duration::from_secs(60)).await;
+    }
+    successor.batches(&app.settings).await.assert_formed();
 
     // A later request of the same doctor for the same slot, decided by the new process: it must
     // not overtake the first, which is still waiting for its delay.
@@ -214,6 +242,7 @@ async fn a_restarted_processor_keeps_a_doctor_behind_its_command_in_a_delay_topi
         decided(&first) < decided(&second),
         "decided in order: {first} {second}"
     );
+    drop(successor);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,6 +301,7 @@ async fn a_database_outage_is_ridden_out_through_the_retry_topics() {
             .unwrap();
         assert_eq!(b["status"], "confirmed", "{b}");
     }
+    Batches::in_process(&app).assert_formed();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +418,8 @@ async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() 
             .collect::<Vec<String>>()
     };
     let killer = async {
-        // Kill it while it is deciding.
+        // Kill it while it is deciding in batches: the burst keeps its partitions' queues
+        // full, so a batch is in hand whenever it is killed.
         loop {
             let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_commands")
                 .fetch_one(&app.pool)
@@ -399,6 +430,7 @@ async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() 
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        processor.batches(&app.settings).await.assert_formed();
         processor.kill();
         tokio::time::sleep(Duration::from_millis(500)).await;
         processor = ServiceProcess::start("booking-processor", &app.settings);
@@ -479,10 +511,15 @@ async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
             .await
             .unwrap();
     }
-    // The same partition keeps going.
+    // The same partition keeps going, its other records decided in batches.
     let id = booking_id(app.book(&d, in_hours(20), 30).await).await;
     let b = app.wait_for_decision(&id, Duration::from_secs(10)).await;
     assert_eq!(b["status"], "confirmed");
+    let others: Vec<Directory> = join_all((0..3).map(|_| app.directory())).await;
+    for id in burst(&app, &others, 30, in_hours(94)).await {
+        app.wait_for_decision(&id, Duration::from_secs(10)).await;
+    }
+    Batches::in_process(&app).assert_formed();
 
     let dlq = app.settings.topics.dlq.clone();
     let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 2, Duration::from_secs(15)))
@@ -739,6 +776,7 @@ async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() 
         while processed(&app).await < 100 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        first.batches(&app.settings).await.assert_formed();
         let started = std::time::Instant::now();
         let status = tokio::task::block_in_place(|| first.terminate(Duration::from_secs(15)));
         (status, started.elapsed())
@@ -759,7 +797,7 @@ async fn sigterm_drains_within_the_deadline_and_a_successor_finishes_the_rest() 
 async fn a_rebalance_mid_burst_loses_and_repeats_nothing() {
     let app = TestApp::spawn_with(Services::api_only(), |_| {}).await;
     let directories: Vec<Directory> = join_all((0..30).map(|_| app.directory())).await;
-    let _first = ServiceProcess::start("booking-processor", &app.settings);
+    let first = ServiceProcess::start("booking-processor", &app.settings);
     let total = 900;
     let mut second = None;
     let (ids, ()) = tokio::join!(burst(&app, &directories, total, in_hours(80)), async {
@@ -771,9 +809,150 @@ async fn a_rebalance_mid_burst_loses_and_repeats_nothing() {
         while processed(&app).await < 600 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        second
+            .as_ref()
+            .unwrap()
+            .batches(&app.settings)
+            .await
+            .assert_formed();
         // And leaves again, gracefully: its partitions are drained and handed back.
         tokio::task::block_in_place(|| second.as_mut().unwrap().terminate(Duration::from_secs(30)));
     });
     assert_eq!(ids.len(), total);
     assert_each_decided_once(&app, total as i64).await;
+    first.batches(&app.settings).await.assert_formed();
+}
+
+/// Kafka's default partitioner, which the platform's producers use for the doctor key
+/// (`murmur2_random`): murmur2 of the key, made positive, modulo the partitions.
+fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ key.len() as u32;
+    let mut chunks = key.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes(chunk.try_into().unwrap()).wrapping_mul(M);
+        k ^= k >> 24;
+        h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, byte) in tail.iter().enumerate() {
+            h ^= u32::from(*byte) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    (h & 0x7fff_ffff) as i32 % partitions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_gives_each_command_its_own_outcome_in_order() {
+    let mut app = TestApp::spawn_with(Services::api_only(), |s| {
+        // The worker waits for the whole queue: every record below is in one batch.
+        s.processor.batch_wait_ms = 2_000;
+    })
+    .await;
+    let d = app.directory().await;
+    let partition = partition_of(d.doctor.to_string().as_bytes(), TEST_PARTITIONS);
+    // A second doctor whose commands travel on the same partition.
+    let other = loop {
+        let doctor = app.create_doctor().await;
+        if partition_of(doctor.to_string().as_bytes(), TEST_PARTITIONS) == partition {
+            break doctor;
+        }
+    };
+    let inactive = Directory {
+        doctor: other,
+        ..d.clone()
+    };
+
+    // Accepted while no processor runs, so they wait in the partition together.
+    let start = in_hours(50);
+    let first = booking_id(app.book(&d, start, 30).await).await;
+    let collides = booking_id(app.book(&d, start + Minutes::minutes(10), 30).await).await;
+    let to_inactive = booking_id(app.book(&inactive, start, 30).await).await;
+    sqlx::query("UPDATE doctors SET active = false WHERE id = $1")
+        .bind(other)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &app.settings.kafka.bootstrap_servers)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&app.settings.topics.requests)
+                .partition(partition)
+                .key(&d.doctor.to_string())
+                .payload(b"not a command".as_slice()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let last = booking_id(app.book(&d, start + Minutes::hours(2), 30).await).await;
+
+    app.spawn_processor().await;
+    let decided = |b: &Value| {
+        chrono::DateTime::parse_from_rfc3339(b["decided_at"].as_str().unwrap()).unwrap()
+    };
+    let mut outcomes = Vec::new();
+    for id in [&first, &collides, &to_inactive, &last] {
+        let b = app.wait_for_decision(id, Duration::from_secs(20)).await;
+        outcomes.push((
+            b["status"].as_str().unwrap().to_owned(),
+            b["reason_code"].as_str().unwrap_or("").to_owned(),
+            decided(&b),
+        ));
+    }
+    let verdicts: Vec<(&str, &str)> = outcomes
+        .iter()
+        .map(|(s, r, _)| (s.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("confirmed", ""),
+            ("rejected", "slot_taken"),
+            ("rejected", "doctor_inactive"),
+            ("confirmed", ""),
+        ]
+    );
+    // The three before the malformed record were decided in one transaction (one decision
+    // time); the malformed one took the one-record path; the last came after it.
+    assert_eq!(outcomes[0].2, outcomes[1].2, "{outcomes:?}");
+    assert_eq!(outcomes[0].2, outcomes[2].2, "{outcomes:?}");
+    assert!(outcomes[3].2 > outcomes[0].2, "{outcomes:?}");
+
+    let dlq = app.settings.topics.dlq.clone();
+    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 1, Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        header(&dead[0], "citaflow-reason").as_deref(),
+        Some("permanent")
+    );
+    assert_eq!(dead[0].partition(), partition);
+
+    // The events follow the commands' order on the doctors' shared partition.
+    let topic = app.settings.topics.events.clone();
+    let records = tokio::task::spawn_blocking(move || read_all(&topic, 4, Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert!(records.iter().all(|r| r.partition() == partition));
+    let order: Vec<String> = app
+        .decode_events(&records)
+        .await
+        .into_iter()
+        .map(|e| e.booking_id)
+        .collect();
+    assert_eq!(order, [first, collides, to_inactive, last]);
+
+    let batches = Batches::in_process(&app);
+    batches.assert_formed();
+    assert_eq!(batches.commands, 4.0, "{batches:?}");
+    assert_eq!(batches.batches, 2.0, "{batches:?}");
 }

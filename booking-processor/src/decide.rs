@@ -21,7 +21,7 @@ use citaflow_agenda as agenda;
 use citaflow_booking_store::{self as store, Attendance, Existing, Outcome};
 use citaflow_platform::settings::ProcessorSettings;
 use citaflow_schemas::{BookingEvent, BookingEventKind, BookingStatus};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::{
@@ -123,9 +123,10 @@ pub async fn decide(
 /// (recorded now, or earlier for a command already processed), in the same order.
 ///
 /// Statements per batch: one probe for commands already processed, one statement taking every
-/// doctor's lock, the rules of each command (see [`check_rules`]), one write per decided
-/// booking, and one statement recording every event, marking every command processed and
-/// waking the API's waiters. Any error leaves nothing behind (the transaction rolls back): the
+/// doctor's lock, for each run of creates four (their rules' facts, their doctors' agendas,
+/// every outcome, the reminders: see [`decide_creates`]), the statements of each other
+/// command (cancel, reschedule, expiry, attendance) as it would run alone, and one statement
+/// recording every event, marking every command processed and waking the API's waiters. Any error leaves nothing behind (the transaction rolls back): the
 /// caller then decides the same commands one per transaction, where each gets its own outcome.
 pub async fn decide_batch(
     pool: &PgPool,
@@ -152,17 +153,26 @@ pub async fn decide_batch(
 
     let now = Utc::now();
     let mut outcomes: Vec<Option<Vec<BookingEvent>>> = Vec::with_capacity(commands.len());
+    // The creates gathered since the last other command, decided together (`decide_creates`).
+    let mut creates: Vec<usize> = Vec::new();
     let mut seen = HashSet::new();
-    for command in commands {
+    for (i, command) in commands.iter().enumerate() {
         // Decided earlier (its events are read below), or twice in this batch (a redelivered
         // record): decided once, published once.
         if done.contains(&command.command_id) || !seen.insert(command.command_id) {
             outcomes.push(None);
             continue;
         }
+        if matches!(command.action, Action::Create(_)) {
+            outcomes.push(Some(Vec::new()));
+            creates.push(i);
+            continue;
+        }
+        decide_run(&mut tx, rules, commands, &mut creates, &mut outcomes, now).await?;
         let drafts = decide_one(&mut tx, rules, command, now, Guard::Batch).await?;
         outcomes.push(Some(into_events(command, drafts, now)));
     }
+    decide_run(&mut tx, rules, commands, &mut creates, &mut outcomes, now).await?;
     let decided: Vec<(&Command, &[BookingEvent])> = commands
         .iter()
         .zip(&outcomes)
@@ -180,6 +190,34 @@ pub async fn decide_batch(
         .zip(outcomes)
         .map(|(c, o)| o.unwrap_or_else(|| earlier.remove(&c.command_id).unwrap_or_default()))
         .collect())
+}
+
+/// Decides the creates gathered in `creates` (indexes into `commands`) and fills in their
+/// events; leaves `creates` empty.
+async fn decide_run(
+    conn: &mut PgConnection,
+    rules: Rules,
+    commands: &[Command],
+    creates: &mut Vec<usize>,
+    outcomes: &mut [Option<Vec<BookingEvent>>],
+    now: DateTime<Utc>,
+) -> Result<(), ProcessError> {
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let run: Vec<(&Command, &Create)> = creates
+        .iter()
+        .filter_map(|&i| match &commands[i].action {
+            Action::Create(create) => Some((&commands[i], create)),
+            _ => None,
+        })
+        .collect();
+    let drafts = decide_creates(conn, rules, &run, now).await?;
+    for (&i, drafts) in creates.iter().zip(drafts) {
+        outcomes[i] = Some(into_events(&commands[i], drafts, now));
+    }
+    creates.clear();
+    Ok(())
 }
 
 /// Serialises deciders of these doctors across replicas (the partitioning already does,
@@ -472,6 +510,9 @@ struct ServiceFacts {
     offered: bool,
 }
 
+/// A time a confirmed appointment keeps its doctor busy, `[from, until)`.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// The buffers of a service, in minutes (zero without one).
 #[derive(Debug, Clone, Copy, Default)]
 struct Buffers {
@@ -480,12 +521,224 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn occupied(self, slot: &crate::command::Slot) -> (DateTime<Utc>, DateTime<Utc>) {
+    fn occupied(self, slot: &crate::command::Slot) -> Span {
         (
             slot.starts_at - chrono::Duration::minutes(self.before),
             slot.ends_at + chrono::Duration::minutes(self.after),
         )
     }
+}
+
+/// What the rules' query answers about one create.
+struct Lookup {
+    facts: Facts,
+    buffers: Buffers,
+    /// The center's time zone (UTC for an unknown center).
+    tz: chrono_tz::Tz,
+    /// Whether the doctor has working hours at all.
+    on_agenda: bool,
+}
+
+impl Lookup {
+    fn read(row: &PgRow, create: &Create) -> Result<Self, sqlx::Error> {
+        let service_active: Option<bool> = row.try_get("service_active")?;
+        let facts = Facts {
+            doctor_active: row.try_get("doctor_active")?,
+            center_active: row.try_get("center_active")?,
+            patient_status: row.try_get("patient_status")?,
+            service: create.service_id.map(|_| {
+                service_active.map(|active| ServiceFacts {
+                    active,
+                    offered: row
+                        .try_get::<Option<bool>, _>("service_offered")
+                        .ok()
+                        .flatten()
+                        == Some(true),
+                })
+            }),
+            taken: row.try_get("taken")?,
+        };
+        let timezone: Option<String> = row.try_get("timezone")?;
+        Ok(Self {
+            facts,
+            buffers: Buffers {
+                before: row.try_get("buffer_before")?,
+                after: row.try_get("buffer_after")?,
+            },
+            tz: timezone
+                .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
+                .unwrap_or(chrono_tz::UTC),
+            on_agenda: row.try_get("on_agenda")?,
+        })
+    }
+}
+
+/// Decides a run of creates of one batch together, in few statements: one reads the facts of
+/// every rule for all of them, one loads the agendas of their doctors that have one, one
+/// writes every outcome and one schedules the reminders of the confirmed. A collision inside
+/// the run is found in memory: a create is `slot_taken` when an earlier confirmation of the
+/// run occupies its time. Answers each create's drafts, in order.
+async fn decide_creates(
+    conn: &mut PgConnection,
+    rules: Rules,
+    run: &[(&Command, &Create)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<Draft>>, ProcessError> {
+    let column = |f: fn(&Create) -> Uuid| run.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+    let rows = sqlx::query(
+        "SELECT d.active AS doctor_active, c.active AS center_active, c.timezone,
+                p.status AS patient_status,
+                EXISTS (SELECT 1 FROM working_hours w WHERE w.doctor_id = r.doctor) AS on_agenda,
+                s.active AS service_active,
+                EXISTS (SELECT 1 FROM doctor_services ds
+                         WHERE ds.doctor_id = r.doctor AND ds.service_id = r.service)
+                    AS service_offered,
+                coalesce(s.buffer_before_minutes, 0)::int8 AS buffer_before,
+                coalesce(s.buffer_after_minutes, 0)::int8 AS buffer_after,
+                EXISTS (SELECT 1 FROM appointments a
+                         WHERE a.doctor_id = r.doctor AND a.status = 'confirmed'
+                           AND a.id <> r.booking
+                           AND tstzrange(coalesce(a.occupied_from, a.starts_at),
+                                         coalesce(a.occupied_until, a.ends_at), '[)')
+                            && tstzrange(r.starts - make_interval(mins => coalesce(s.buffer_before_minutes, 0)),
+                                         r.ends + make_interval(mins => coalesce(s.buffer_after_minutes, 0)),
+                                         '[)')) AS taken,
+                (SELECT x.status = 'pending'
+                        OR (x.status = 'rejected' AND x.reason_code = 'retries_exhausted')
+                   FROM appointments x WHERE x.id = r.booking) AS open
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
+                       $6::timestamptz[], $7::timestamptz[]) WITH ORDINALITY
+                AS r(doctor, center, patient, booking, service, starts, ends, n)
+           LEFT JOIN doctors d ON d.id = r.doctor
+           LEFT JOIN centers c ON c.id = r.center
+           LEFT JOIN patients p ON p.id = r.patient
+           LEFT JOIN services s ON s.id = r.service
+          ORDER BY r.n",
+    )
+    .bind(column(|c| c.doctor_id))
+    .bind(column(|c| c.center_id))
+    .bind(column(|c| c.patient_id))
+    .bind(column(|c| c.booking_id))
+    .bind(run.iter().map(|(_, c)| c.service_id).collect::<Vec<_>>())
+    .bind(run.iter().map(|(_, c)| c.slot.starts_at).collect::<Vec<_>>())
+    .bind(run.iter().map(|(_, c)| c.slot.ends_at).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lookups = Vec::with_capacity(run.len());
+    for (row, (_, create)) in rows.iter().zip(run) {
+        // A booking decided by something else already (e.g. cancelled while its command
+        // waited): nothing new happens to it.
+        let open: Option<bool> = row.try_get("open")?;
+        lookups.push(
+            (open != Some(false))
+                .then(|| Lookup::read(row, create))
+                .transpose()?,
+        );
+    }
+
+    // The agendas of the doctors that have one, around every visit of the run.
+    let mut on_agenda = Vec::new();
+    let (mut from, mut to) = (None::<chrono::NaiveDate>, None::<chrono::NaiveDate>);
+    for (lookup, (_, create)) in lookups.iter().zip(run) {
+        let Some(lookup) = lookup.as_ref().filter(|l| l.on_agenda) else {
+            continue;
+        };
+        on_agenda.push(create.doctor_id);
+        let first =
+            agenda::local_date(lookup.tz, create.slot.starts_at) - chrono::Duration::days(1);
+        let last = agenda::local_date(lookup.tz, create.slot.ends_at) + chrono::Duration::days(1);
+        from = Some(from.map_or(first, |f| f.min(first)));
+        to = Some(to.map_or(last, |t| t.max(last)));
+    }
+    on_agenda.sort_unstable();
+    on_agenda.dedup();
+    let agendas = match (from, to) {
+        (Some(from), Some(to)) => agenda::load(&mut *conn, &on_agenda, from, to).await?,
+        _ => HashMap::new(),
+    };
+
+    // The verdicts, in order; confirmations of the run occupy their time for those after.
+    let mut occupied: HashMap<Uuid, Vec<Span>> = HashMap::new();
+    let mut verdicts: Vec<Option<Result<Buffers, Rejection>>> = Vec::with_capacity(run.len());
+    for (lookup, (_, create)) in lookups.iter().zip(run) {
+        let Some(lookup) = lookup else {
+            verdicts.push(None);
+            continue;
+        };
+        let span = lookup.buffers.occupied(&create.slot);
+        let taken_here = occupied
+            .get(&create.doctor_id)
+            .is_some_and(|spans| spans.iter().any(|s| s.0 < span.1 && span.0 < s.1));
+        let visit = agenda::Interval::new(create.slot.starts_at, create.slot.ends_at);
+        let agenda_verdict = || {
+            agendas
+                .get(&create.doctor_id)
+                .map(|a| a.check(create.center_id, lookup.tz, visit))
+                .unwrap_or(agenda::Verdict::NoAgenda)
+        };
+        let rejection = judge(rules, create, now, &lookup.facts)
+            .or_else(|| agenda_rejection(agenda_verdict()))
+            .or_else(|| (lookup.facts.taken || taken_here).then(slot_taken));
+        match rejection {
+            Some(rejection) => verdicts.push(Some(Err(rejection))),
+            None => {
+                occupied.entry(create.doctor_id).or_default().push(span);
+                verdicts.push(Some(Ok(lookup.buffers)));
+            }
+        }
+    }
+
+    let mut decisions = Vec::with_capacity(run.len());
+    let mut confirmed = Vec::new();
+    for (verdict, (command, create)) in verdicts.iter().zip(run) {
+        let outcome = match verdict {
+            None => continue,
+            Some(Ok(buffers)) => {
+                let (occupied_from, occupied_until) = buffers.occupied(&create.slot);
+                confirmed.push((create.booking_id, create.center_id, create.slot.starts_at));
+                Outcome::Confirmed {
+                    occupied_from,
+                    occupied_until,
+                }
+            }
+            Some(Err(r)) => Outcome::Rejected {
+                code: r.code,
+                message: &r.message,
+            },
+        };
+        decisions.push((create.appointment(command), outcome));
+    }
+    let written = store::write_decided_many(&mut *conn, &decisions, now).await?;
+    if written != decisions.len() as u64 {
+        // Only a writer outside the doctors' locks could have changed them since the read.
+        return Err(ProcessError::Transient(anyhow::anyhow!(
+            "{} of {} bookings changed while their batch was decided",
+            decisions.len() as u64 - written,
+            decisions.len()
+        )));
+    }
+    store::reminders::schedule_many(&mut *conn, &confirmed, rules.reminders.as_slice(), now)
+        .await?;
+
+    Ok(verdicts
+        .into_iter()
+        .zip(run)
+        .map(|(verdict, (_, create))| match verdict {
+            None => vec![],
+            Some(Ok(_)) => vec![Draft::for_create(
+                create,
+                BookingEventKind::Confirmed,
+                BookingStatus::Confirmed,
+                None,
+            )],
+            Some(Err(rejection)) => vec![Draft::for_create(
+                create,
+                BookingEventKind::Rejected,
+                BookingStatus::Rejected,
+                Some(rejection),
+            )],
+        })
+        .collect())
 }
 
 /// The rules every new appointment must pass, checked against the database in the deciding
@@ -529,39 +782,20 @@ async fn check_rules(
     .bind(create.service_id)
     .fetch_one(&mut *conn)
     .await?;
-    let service_active: Option<bool> = row.try_get("service_active")?;
-    let facts = Facts {
-        doctor_active: row.try_get("doctor_active")?,
-        center_active: row.try_get("center_active")?,
-        patient_status: row.try_get("patient_status")?,
-        service: create.service_id.map(|_| {
-            service_active.map(|active| ServiceFacts {
-                active,
-                offered: row
-                    .try_get::<Option<bool>, _>("service_offered")
-                    .ok()
-                    .flatten()
-                    == Some(true),
-            })
-        }),
-        taken: row.try_get("taken")?,
-    };
-    let buffers = Buffers {
-        before: row.try_get("buffer_before")?,
-        after: row.try_get("buffer_after")?,
-    };
+    let Lookup {
+        facts,
+        buffers,
+        tz,
+        on_agenda,
+    } = Lookup::read(&row, create)?;
     if let Some(rejection) = judge(rules, create, now, &facts) {
         return Ok((Some(rejection), buffers));
     }
-    let timezone: Option<String> = row.try_get("timezone")?;
-    let tz = timezone
-        .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
-        .unwrap_or(chrono_tz::UTC);
     let visit = agenda::Interval::new(create.slot.starts_at, create.slot.ends_at);
     let from = agenda::local_date(tz, visit.start) - chrono::Duration::days(1);
     let to = agenda::local_date(tz, visit.end) + chrono::Duration::days(1);
     // A doctor not on the agenda costs no more round trips.
-    let verdict = if row.try_get("on_agenda")? {
+    let verdict = if on_agenda {
         agenda::load(&mut *conn, &[create.doctor_id], from, to)
             .await?
             .get(&create.doctor_id)

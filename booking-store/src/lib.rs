@@ -170,24 +170,35 @@ pub async fn write_decided(
     outcome: Outcome<'_>,
     decided_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let (status, code, message, occupied) = match outcome {
-        Outcome::Confirmed {
-            occupied_from,
-            occupied_until,
-        } => (
-            "confirmed",
-            None,
-            None,
-            Some((occupied_from, occupied_until)),
-        ),
-        Outcome::Rejected { code, message } => ("rejected", Some(code), Some(message), None),
-    };
+    Ok(write_decided_many(conn, &[(*booking, outcome)], decided_at).await? == 1)
+}
+
+/// Writes the decided states of new bookings in one statement (see [`write_decided`]).
+/// Returns how many were written; a booking already decided by something else is not.
+pub async fn write_decided_many(
+    conn: &mut PgConnection,
+    decisions: &[(NewAppointment<'_>, Outcome<'_>)],
+    decided_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let mut rows = DecidedRows::default();
+    for (booking, outcome) in decisions {
+        rows.push(booking, *outcome);
+    }
     let sql = "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id,
                    starts_at, ends_at, reason, previous_booking_id, requested_by, requested_at,
                    service_id, status, reason_code, reason_message, decided_at,
                    occupied_from, occupied_until)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                       $17, $18)
+               SELECT id, command_id, doctor_id, patient_id, center_id, starts_at, ends_at,
+                      reason, previous_booking_id, requested_by, requested_at, service_id,
+                      status, reason_code, reason_message, $16, occupied_from, occupied_until
+                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
+                             $6::timestamptz[], $7::timestamptz[], $8::text[], $9::uuid[],
+                             $10::uuid[], $11::timestamptz[], $12::uuid[], $13::text[],
+                             $14::text[], $15::text[], $17::timestamptz[], $18::timestamptz[])
+                      AS r(id, command_id, doctor_id, patient_id, center_id, starts_at,
+                           ends_at, reason, previous_booking_id, requested_by, requested_at,
+                           service_id, status, reason_code, reason_message, occupied_from,
+                           occupied_until)
                ON CONFLICT (id) DO UPDATE
                   SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code,
                       reason_message = EXCLUDED.reason_message,
@@ -196,18 +207,85 @@ pub async fn write_decided(
                       occupied_until = EXCLUDED.occupied_until, updated_at = now()
                 WHERE appointments.status = 'pending'
                    OR (appointments.status = 'rejected'
-                       AND appointments.reason_code = 'retries_exhausted')
-               RETURNING id";
-    let row = bind_request(sqlx::query(sql), booking)
-        .bind(status)
-        .bind(code)
-        .bind(message)
+                       AND appointments.reason_code = 'retries_exhausted')";
+    let done = sqlx::query(sql)
+        .bind(rows.id)
+        .bind(rows.command_id)
+        .bind(rows.doctor_id)
+        .bind(rows.patient_id)
+        .bind(rows.center_id)
+        .bind(rows.starts_at)
+        .bind(rows.ends_at)
+        .bind(rows.reason)
+        .bind(rows.previous_booking_id)
+        .bind(rows.requested_by)
+        .bind(rows.requested_at)
+        .bind(rows.service_id)
+        .bind(rows.status)
+        .bind(rows.reason_code)
+        .bind(rows.reason_message)
         .bind(decided_at)
-        .bind(occupied.map(|o| o.0))
-        .bind(occupied.map(|o| o.1))
-        .fetch_optional(conn)
+        .bind(rows.occupied_from)
+        .bind(rows.occupied_until)
+        .execute(conn)
         .await?;
-    Ok(row.is_some())
+    Ok(done.rows_affected())
+}
+
+/// Decided bookings as columns, for one multi-row write.
+#[derive(Default)]
+struct DecidedRows<'a> {
+    id: Vec<Uuid>,
+    command_id: Vec<Uuid>,
+    doctor_id: Vec<Uuid>,
+    patient_id: Vec<Uuid>,
+    center_id: Vec<Uuid>,
+    starts_at: Vec<DateTime<Utc>>,
+    ends_at: Vec<DateTime<Utc>>,
+    reason: Vec<Option<&'a str>>,
+    previous_booking_id: Vec<Option<Uuid>>,
+    requested_by: Vec<Option<Uuid>>,
+    requested_at: Vec<DateTime<Utc>>,
+    service_id: Vec<Option<Uuid>>,
+    status: Vec<&'static str>,
+    reason_code: Vec<Option<&'a str>>,
+    reason_message: Vec<Option<&'a str>>,
+    occupied_from: Vec<Option<DateTime<Utc>>>,
+    occupied_until: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> DecidedRows<'a> {
+    fn push(&mut self, booking: &NewAppointment<'a>, outcome: Outcome<'a>) {
+        let (status, code, message, occupied) = match outcome {
+            Outcome::Confirmed {
+                occupied_from,
+                occupied_until,
+            } => (
+                "confirmed",
+                None,
+                None,
+                Some((occupied_from, occupied_until)),
+            ),
+            Outcome::Rejected { code, message } => ("rejected", Some(code), Some(message), None),
+        };
+        self.id.push(booking.id);
+        self.command_id.push(booking.command_id);
+        self.doctor_id.push(booking.doctor_id);
+        self.patient_id.push(booking.patient_id);
+        self.center_id.push(booking.center_id);
+        self.starts_at.push(booking.starts_at);
+        self.ends_at.push(booking.ends_at);
+        self.reason.push(booking.reason);
+        self.previous_booking_id.push(booking.previous_booking_id);
+        self.requested_by.push(booking.requested_by);
+        self.requested_at.push(booking.requested_at);
+        self.service_id.push(booking.service_id);
+        self.status.push(status);
+        self.reason_code.push(code);
+        self.reason_message.push(message);
+        self.occupied_from.push(occupied.map(|o| o.0));
+        self.occupied_until.push(occupied.map(|o| o.1));
+    }
 }
 
 /// Whether `err` is the exclusion constraint refusing an overlapping confirmed appointment.

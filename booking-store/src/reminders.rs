@@ -31,16 +31,41 @@ pub async fn schedule(
     default_offsets: &[i32],
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
+    schedule_many(
+        conn,
+        &[(booking_id, center_id, starts_at)],
+        default_offsets,
+        now,
+    )
+    .await
+}
+
+/// [`schedule`] for several bookings just confirmed, `(booking, center, starts_at)`, in one
+/// statement.
+pub async fn schedule_many(
+    conn: &mut PgConnection,
+    bookings: &[(Uuid, Uuid, DateTime<Utc>)],
+    default_offsets: &[i32],
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    if bookings.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = bookings.iter().map(|b| b.0).collect();
+    let centers: Vec<Uuid> = bookings.iter().map(|b| b.1).collect();
+    let starts: Vec<DateTime<Utc>> = bookings.iter().map(|b| b.2).collect();
     let done = sqlx::query(
         "INSERT INTO reminders (booking_id, offset_minutes, starts_at, due_at)
-         SELECT DISTINCT $1::uuid, o, $2::timestamptz, $2::timestamptz - make_interval(mins => o)
-           FROM centers c, unnest(COALESCE(c.reminder_offsets_minutes, $4::int[])) AS o
-          WHERE c.id = $3 AND $2::timestamptz - make_interval(mins => o) > $5
+         SELECT DISTINCT b.id, o, b.starts_at, b.starts_at - make_interval(mins => o)
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) AS b(id, starts_at, center_id)
+           JOIN centers c ON c.id = b.center_id,
+                unnest(COALESCE(c.reminder_offsets_minutes, $4::int[])) AS o
+          WHERE b.starts_at - make_interval(mins => o) > $5
          ON CONFLICT (booking_id, offset_minutes) DO NOTHING",
     )
-    .bind(booking_id)
-    .bind(starts_at)
-    .bind(center_id)
+    .bind(&ids)
+    .bind(&starts)
+    .bind(&centers)
     .bind(default_offsets)
     .bind(now)
     .execute(conn)

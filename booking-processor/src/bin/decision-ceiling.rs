@@ -1,11 +1,19 @@
 //! The database's ceiling for booking decisions, measured with the processor's own code:
-//! N concurrent clients call [`decide`] (the very transaction the processor runs per command)
-//! with creates for random doctors and slots, for a fixed time, and the rate is printed as
-//! JSON. `scripts/bench.py` compares the platform's sustained rate with it.
+//! N concurrent clients decide creates for random doctors and slots for a fixed time, and the
+//! rate is printed as JSON. `scripts/bench.py` compares the platform's sustained rate with it.
 //!
-//! Usage: `decision-ceiling [--clients N] [--seconds S] [--doctors D]`, with the platform's
-//! settings in the environment (`CITAFLOW__DATABASE__URL` names a scratch database that has
-//! been migrated). It adds D doctors, a center and a patient of its own first.
+//! - `--batch 1` (the default): each call is [`decide::decide`], the transaction the processor
+//!   runs for a command it decides alone.
+//! - `--batch B`: each call is [`decide::decide_batch`] with B commands, the transaction the
+//!   processor runs for a full batch (`processor.batch_max`): its ceiling at its best.
+//! - `--raw B`: no rules at all, the table's own limit: each call is one multi-row insert of B
+//!   confirmed appointments under the exclusion constraint, in its own transaction. No
+//!   decision can be cheaper than writing its row.
+//!
+//! Usage: `decision-ceiling [--clients N] [--seconds S] [--doctors D] [--batch B | --raw B]`,
+//! with the platform's settings in the environment (`CITAFLOW__DATABASE__URL` names a scratch
+//! database that has been migrated). It adds D doctors, a center and a patient of its own
+//! first.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +39,8 @@ struct Args {
     clients: usize,
     seconds: u64,
     doctors: u128,
+    batch: usize,
+    raw: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -38,6 +48,8 @@ fn args() -> anyhow::Result<Args> {
         clients: 8,
         seconds: 10,
         doctors: 500,
+        batch: 1,
+        raw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,11 +58,18 @@ fn args() -> anyhow::Result<Args> {
             "--clients" => args.clients = value.parse().context("--clients")?,
             "--seconds" => args.seconds = value.parse().context("--seconds")?,
             "--doctors" => args.doctors = value.parse().context("--doctors")?,
-            other => bail!("unknown option {other} (--clients, --seconds, --doctors)"),
+            "--batch" => args.batch = value.parse().context("--batch")?,
+            "--raw" => {
+                args.batch = value.parse().context("--raw")?;
+                args.raw = true;
+            }
+            other => {
+                bail!("unknown option {other} (--clients, --seconds, --doctors, --batch, --raw)")
+            }
         }
     }
-    if args.clients == 0 || args.doctors == 0 {
-        bail!("--clients and --doctors must be positive");
+    if args.clients == 0 || args.doctors == 0 || args.batch == 0 {
+        bail!("--clients, --doctors and --batch must be positive");
     }
     Ok(args)
 }
@@ -107,6 +126,42 @@ fn random_create(doctors: u128) -> Command {
     }
 }
 
+/// One multi-row insert of confirmed appointments, as `decide_batch` writes them, without any
+/// of its reads: answers how many rows were written (a rare random collision is skipped).
+async fn insert_raw(pool: &sqlx::PgPool, commands: &[Command]) -> anyhow::Result<u64> {
+    let creates: Vec<&Create> = commands
+        .iter()
+        .filter_map(|c| match &c.action {
+            Action::Create(create) => Some(create),
+            _ => None,
+        })
+        .collect();
+    let column = |f: fn(&Create) -> Uuid| creates.iter().map(|c| f(c)).collect::<Vec<_>>();
+    let ids = column(|c| c.booking_id);
+    let doctors = column(|c| c.doctor_id);
+    let starts: Vec<_> = creates.iter().map(|c| c.slot.starts_at).collect();
+    let ends: Vec<_> = creates.iter().map(|c| c.slot.ends_at).collect();
+    let written = sqlx::query(
+        "INSERT INTO appointments (id, command_id, doctor_id, patient_id, center_id, starts_at,
+                                   ends_at, status, requested_at, decided_at, occupied_from,
+                                   occupied_until)
+         SELECT id, id, doctor, $4, $5, starts, ends, 'confirmed', now(), now(), starts, ends
+           FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $6::timestamptz[])
+                AS r(id, doctor, starts, ends)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&doctors)
+    .bind(&starts)
+    .bind(PATIENT)
+    .bind(CENTER)
+    .bind(&ends)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(written)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
@@ -123,31 +178,45 @@ async fn main() -> anyhow::Result<()> {
         .map(|_| {
             let pool = pool.clone();
             tokio::spawn(async move {
-                let (mut decided, mut busy) = (0u64, Duration::ZERO);
+                let (mut decided, mut calls, mut busy) = (0u64, 0u64, Duration::ZERO);
                 while Instant::now() < deadline {
-                    let command = random_create(args.doctors);
+                    let commands: Vec<Command> = (0..args.batch)
+                        .map(|_| random_create(args.doctors))
+                        .collect();
                     let t0 = Instant::now();
-                    decide::decide(&pool, rules, &command).await?;
+                    decided += if args.raw {
+                        insert_raw(&pool, &commands).await?
+                    } else if args.batch == 1 {
+                        decide::decide(&pool, rules, &commands[0]).await?;
+                        1
+                    } else {
+                        decide::decide_batch(&pool, rules, &commands).await?;
+                        commands.len() as u64
+                    };
                     busy += t0.elapsed();
-                    decided += 1;
+                    calls += 1;
                 }
-                anyhow::Ok((decided, busy))
+                anyhow::Ok((decided, calls, busy))
             })
         })
         .collect();
-    let (mut decided, mut busy) = (0u64, Duration::ZERO);
+    let (mut decided, mut calls, mut busy) = (0u64, 0u64, Duration::ZERO);
     for client in clients {
-        let (n, b) = client.await??;
+        let (n, c, b) = client.await??;
         decided += n;
+        calls += c;
         busy += b;
     }
     let wall = started.elapsed().as_secs_f64();
+    // The latency is per transaction (a batch, or one raw insert of `batch` rows).
     println!(
-        "{{\"clients\": {}, \"seconds\": {}, \"decisions\": {decided}, \"decisions_per_s\": {:.1}, \"latency_avg_ms\": {:.3}}}",
+        "{{\"clients\": {}, \"seconds\": {}, \"batch\": {}, \"raw\": {}, \"decisions\": {decided}, \"decisions_per_s\": {:.1}, \"latency_avg_ms\": {:.3}}}",
         args.clients,
         args.seconds,
+        args.batch,
+        args.raw,
         decided as f64 / wall,
-        busy.as_secs_f64() * 1000.0 / decided.max(1) as f64,
+        busy.as_secs_f64() * 1000.0 / calls.max(1) as f64,
     );
     Ok(())
 }

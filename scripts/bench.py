@@ -6,16 +6,21 @@ only on errors, never on timing). Needs the stack from `./dev up` (.run/stack.en
 
 1. Kafka ceiling: Kafka's ProducerPerformance / ConsumerPerformance (same jars as the broker),
    record size of a booking command, acks=all, on a scratch topic shaped like booking.requests.
-2. PostgreSQL ceiling: booking-processor's `decision-ceiling`, which calls the processor's own
-   decision code (idempotency probe, per-doctor lock, rule lookups, insert under the exclusion
-   constraint, event and idempotency rows, notify) for random creates across many doctors, at
-   the processor's concurrency (one caller per partition).
+2. PostgreSQL ceilings: booking-processor's `decision-ceiling`, which calls the processor's own
+   decision code for random creates across many doctors, at the processor's concurrency (one
+   caller per partition), three ways: one command per transaction (`decide`, what a lone
+   command costs), a full batch per transaction (`decide_batch` with `processor.batch_max`
+   commands, the processor at its best: the ceiling the platform is judged against), and the
+   table's own limit (multi-row inserts of confirmed appointments under the exclusion
+   constraint, no rules: no design can beat it).
 3. Citaflow: `citaflow load` against the running platform, stepping the offered rate up until
    latency or errors break; per step the achieved decided bookings/s, HTTP p50/p99, 202-to-final
    p50/p99/p99.9, CPU and peak RSS of each service, and the CPU milliseconds each component
    (its whole process tree: services, PostgreSQL, Kafka, the registry, Mailpit, the SMS sink)
    and the load generator spent per decided booking.
-4. Ratios: sustained decided bookings/s over each ceiling; latency at half the sustained rate.
+   Per step also the processor's mean batch size (its `citaflow_processor_batch_size`).
+4. Ratios: sustained decided bookings/s over each ceiling; latency at half the sustained rate;
+   each figure against the goal of issue #14.
 5. Free slots: `citaflow bench-availability` fills one center's agenda through the API (8
    doctors, 4 weeks, 2,000 confirmed appointments) and times `GET /availability` for a week
    with all its doctors. `--only availability` runs just this part and rewrites its section
@@ -141,24 +146,74 @@ def kafka_ceiling(e, records, record_size, partitions):
 
 
 # ------------------------------------------------------------------------- PostgreSQL ceiling
-def postgres_ceiling(e, clients, seconds):
-    """The processor's own decision transaction (booking-processor's `decision-ceiling`), run by
-    `clients` concurrent callers against a scratch database for `seconds`."""
+def postgres_ceiling(e, clients, seconds, batch):
+    """The processor's own decision transactions (booking-processor's `decision-ceiling`), run by
+    `clients` concurrent callers for `seconds`, each way in a scratch database of its own: one
+    command per transaction, `batch` per transaction, and raw inserts of `batch` rows."""
     pg = Path(e["CITAFLOW_DEV_PG_BIN"])
     admin = e["CITAFLOW_DEV_ADMIN_DATABASE_URL"]
-    db = f"citaflow_bench_{uuid.uuid4().hex[:8]}"
-    db_url = admin.rsplit("/", 1)[0] + "/" + db
-    run([pg / "psql", admin, "-qc", f"CREATE DATABASE {db}"])
+    target = ROOT / "target" / e["BENCH_PROFILE"]
+    out = {"clients": clients, "seconds": seconds, "batch": batch}
+    for name, flags in (("single", ["--batch", "1"]), ("batched", ["--batch", str(batch)]),
+                        ("raw", ["--raw", str(batch)])):
+        db = f"citaflow_bench_{uuid.uuid4().hex[:8]}"
+        db_url = admin.rsplit("/", 1)[0] + "/" + db
+        run([pg / "psql", admin, "-qc", f"CREATE DATABASE {db}"])
+        try:
+            bin_env = dict(e, CITAFLOW__DATABASE__URL=db_url)
+            run([target / "ingest-api", "migrate"], env=bin_env)
+            printed = run([target / "decision-ceiling", "--clients", str(clients), "--seconds", str(seconds)] + flags,
+                          env=bin_env)
+            result = json.loads(printed.strip().splitlines()[-1])
+        finally:
+            subprocess.run([pg / "psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
+        out[name] = {"per_s": result["decisions_per_s"], "latency_avg_ms": result["latency_avg_ms"]}
+    return out
+
+
+def pg_superuser(e, sql):
+    """Runs `sql` as the stack's PostgreSQL superuser (over its unix socket); None if it cannot."""
+    pg = Path(e["CITAFLOW_DEV_PG_BIN"])
+    done = subprocess.run([pg / "psql", "-h", str(RUN / "postgres" / "sock"), "-p", e.get("CITAFLOW_DEV_PG_PORT", "5432"),
+                           "-U", "postgres", "-d", "citaflow", "-AtqF", "\t", "-c", sql],
+                          capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def pg_statements_reset(e):
+    """Starts counting statements afresh (pg_stat_statements, preloaded by ./dev's PostgreSQL)."""
+    return pg_superuser(e, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()") is not None
+
+
+def pg_statements_top(e, decided, limit=12):
+    """The statements PostgreSQL spent most execution time on since the reset: calls and
+    execution milliseconds per decided booking, mean ms and rows per call."""
+    out = pg_superuser(e, f"""
+        SELECT calls, total_exec_time, mean_exec_time, rows,
+               left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'citaflow')
+         ORDER BY total_exec_time DESC LIMIT {limit}""")
+    if not out or not decided:
+        return None
+    rows = []
+    for line in out.strip().splitlines():
+        calls, total, mean, nrows, query = line.split("\t", 4)
+        rows.append({"calls_per_booking": int(calls) / decided, "exec_ms_per_booking": float(total) / decided,
+                     "mean_ms": float(mean), "rows_per_call": int(nrows) / max(1, int(calls)), "query": query})
+    return rows
+
+
+def processor_batches(e):
+    """(batches, commands in them) the processor has decided so far, from its /metrics."""
+    url = e.get("CITAFLOW_DEV_PROCESSOR_URL")
     try:
-        bin_env = dict(e, CITAFLOW__DATABASE__URL=db_url)
-        target = ROOT / "target" / e["BENCH_PROFILE"]
-        run([target / "ingest-api", "migrate"], env=bin_env)
-        out = run([target / "decision-ceiling", "--clients", str(clients), "--seconds", str(seconds)], env=bin_env)
-        result = json.loads(out.strip().splitlines()[-1])
-    finally:
-        subprocess.run([pg / "psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], capture_output=True)
-    return {"clients": clients, "seconds": seconds, "decisions_per_s": result["decisions_per_s"],
-            "latency_avg_ms": result["latency_avg_ms"]}
+        with urllib.request.urlopen(f"{url}/metrics", timeout=3) as response:
+            text = response.read().decode()
+    except (OSError, TypeError):
+        return (0.0, 0.0)
+    def total(name):
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{") or l.startswith(name + " "))
+    return (total("citaflow_processor_batch_size_count"), total("citaflow_processor_batch_size_sum"))
 
 
 # ------------------------------------------------------------------------ service resources
@@ -375,6 +430,11 @@ def summarize_step(rate, report, resources):
     }
 
 
+def mean_batch(before, after):
+    batches, commands = after[0] - before[0], after[1] - before[1]
+    return commands / batches if batches > 0 else None
+
+
 def broken(step, rate):
     """A step breaks when it falls behind the offered rate (drops), errors, or latency explodes."""
     return (step["errors"] > 0 or step["achieved_rate"] < 0.95 * rate or step["dropped"] > 0.01 * rate
@@ -425,6 +485,10 @@ def machine():
             "os": platform.platform(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def verdict(met):
+    return "met" if met else "**not met**"
+
+
 def fmt(value, digits=1):
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -443,12 +507,14 @@ def markdown(result):
         "| --- | --- | --- |",
         f"| Kafka | ProducerPerformance, {k['records']} records of {k['record_size']} B, acks=all, {k['partitions']} partitions | {k['produce_records_per_s']:.0f} records/s (p99 {k['produce_p99_ms']:.0f} ms) |",
         f"| Kafka | ConsumerPerformance | {k['consume_records_per_s']:.0f} records/s |",
-        f"| PostgreSQL | the processor's own decision transaction (decision-ceiling), {p['clients']} clients, {p['seconds']} s | {p['decisions_per_s']:.0f} decisions/s (avg {p['latency_avg_ms']:.1f} ms) |",
+        f"| PostgreSQL | the processor's decision transaction, one command per transaction (decision-ceiling), {p['clients']} clients, {p['seconds']} s | {p['single']['per_s']:.0f} decisions/s (avg {p['single']['latency_avg_ms']:.1f} ms a transaction) |",
+        f"| PostgreSQL | **batched**: the processor's batch transaction, {p['batch']} commands per transaction, {p['clients']} clients, {p['seconds']} s | **{p['batched']['per_s']:.0f} decisions/s** (avg {p['batched']['latency_avg_ms']:.1f} ms a transaction) |",
+        f"| PostgreSQL | the table's own limit: multi-row inserts of {p['batch']} confirmed appointments under the exclusion constraint, no rules, {p['clients']} clients | {p['raw']['per_s']:.0f} rows/s (avg {p['raw']['latency_avg_ms']:.1f} ms an insert) |",
         "",
         "## Citaflow, stepping the offered rate",
         "",
-        "| Offered req/s | Achieved req/s | Decided commands/s | HTTP p50 ms | HTTP p99 ms | 202→final p50 | p99 | p99.9 | Errors | ingest-api CPU% / peak MB | processor CPU% / peak MB | notifier CPU% / peak MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Offered req/s | Achieved req/s | Decided commands/s | HTTP p50 ms | HTTP p99 ms | 202→final p50 | p99 | p99.9 | Errors | mean batch | ingest-api CPU% / peak MB | processor CPU% / peak MB | notifier CPU% / peak MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     rows = [(str(s["offered_rate"]), s) for s in result["steps"]]
     if result.get("half_step"):
@@ -463,7 +529,7 @@ def markdown(result):
         lines.append(
             f"| {label} | {fmt(s['achieved_rate'])} | {fmt(s['decided_per_s'])} | {fmt(s['http_p50_ms'])} | "
             f"{fmt(s['http_p99_ms'])} | {fmt(s['final_p50_ms'])} | {fmt(s['final_p99_ms'])} | {fmt(s['final_p999_ms'])} | "
-            f"{s['errors']} | {r('ingest-api')} | {r('booking-processor')} | {r('notifier-email')} |")
+            f"{s['errors']} | {fmt(s.get('mean_batch'))} | {r('ingest-api')} | {r('booking-processor')} | {r('notifier-email')} |")
     cost_rows = [(label, s["cpu_ms_per_booking"]) for label, s in rows if s.get("cpu_ms_per_booking")]
     if cost_rows:
         parts = [p for p in COMPONENTS + ["load generator"] if p in cost_rows[0][1]]
@@ -480,15 +546,38 @@ def markdown(result):
         for label, c in cost_rows:
             lines.append(f"| {label} | " + " | ".join(f"{c[p]:.2f}" for p in parts) + f" | {c['total']:.2f} |")
     ratios = result["ratios"]
+    top = ratios.get("top_step")
+    if top and top.get("pg_statements"):
+        lines += [
+            "",
+            f"## Where PostgreSQL's time goes at the best sustained step ({top['offered_rate']} req/s offered)",
+            "",
+            "`pg_stat_statements` over that step: the statements with the most execution time, per decided "
+            "booking (execution only: parsing, commits and the WAL come on top).",
+            "",
+            "| calls / booking | exec ms / booking | mean ms | rows / call | statement |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for st in top["pg_statements"]:
+            query = st["query"].replace("|", "\\|")
+            lines.append(f"| {st['calls_per_booking']:.2f} | {st['exec_ms_per_booking']:.3f} | {st['mean_ms']:.3f} | "
+                         f"{st['rows_per_call']:.1f} | `{query}` |")
     lines += [
         "",
         "## Against the targets",
         "",
-        f"- Sustained decided bookings/s: **{fmt(ratios['sustained_decided_per_s'])}** = "
-        f"{fmt(100 * ratios['of_postgres'], 0)} % of the PostgreSQL ceiling (target ≥ 50 %), "
+        f"- Sustained decided bookings/s: **{fmt(ratios['sustained_decided_per_s'])}** "
+        f"(goal ≥ 3,000; first milestone 1,500: {verdict(ratios['sustained_decided_per_s'] >= 3000)}, "
+        f"milestone {verdict(ratios['sustained_decided_per_s'] >= 1500)}).",
+        f"- At that step: {top['errors'] if top else '–'} errors (goal 0), 202→final p99 {fmt(top['final_p99_ms'] if top else None)} ms "
+        f"(goal ≤ 1,000: {verdict(bool(top) and top['errors'] == 0 and (top['final_p99_ms'] or 1e9) <= 1000)}).",
+        f"- It is {fmt(100 * ratios['of_postgres'], 0)} % of the batched PostgreSQL ceiling "
+        f"(goal ≥ 50 %: {verdict(ratios['of_postgres'] >= 0.5)}), {fmt(100 * ratios['of_postgres_single'], 0)} % of the "
+        f"one-per-transaction ceiling, {fmt(100 * ratios['of_table_limit'], 1)} % of the table's own limit and "
         f"{fmt(100 * ratios['of_kafka_produce'], 1)} % of Kafka's produce ceiling.",
         f"- At half the sustained rate (a step at {fmt(ratios['half_rate'], 0)} req/s, half the offered rate of the best sustained step): HTTP p99 "
-        f"{fmt(ratios['half_http_p99_ms'])} ms (target ≤ 10), 202→final p99 {fmt(ratios['half_final_p99_ms'])} ms (target ≤ 100).",
+        f"{fmt(ratios['half_http_p99_ms'])} ms (goal ≤ 10: {verdict((ratios['half_http_p99_ms'] or 1e9) <= 10)}), "
+        f"202→final p99 {fmt(ratios['half_final_p99_ms'])} ms (goal ≤ 100: {verdict((ratios['half_final_p99_ms'] or 1e9) <= 100)}).",
         "- Idle RSS per service, freshly started (MB): " + ", ".join(f"{n} {v:.0f}" for n, v in result["idle_rss_mb"].items()) + " (target ≤ 50).",
         "- Peak RSS per service over all steps (MB): " + ", ".join(
             f"{n} {max((st['resources'].get(n) or {}).get('peak_rss_mb', 0) for st in result['steps']):.0f}"
@@ -496,7 +585,7 @@ def markdown(result):
         "",
         "![latency against offered rate](benchmarks-latency.svg)",
         "",
-        availability_markdown(result["availability"]),
+        availability_markdown(result["availability"], m, result["profile"]),
     ]
     return "\n".join(lines)
 
@@ -505,7 +594,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="CI variant: small and quick, fails only on errors")
     parser.add_argument("--profile", default=os.environ.get("BENCH_PROFILE", "debug"), help="target/<profile> binaries in use")
-    parser.add_argument("--rates", default="50,100,200,400,800,1200", help="offered rates to step through")
+    parser.add_argument("--rates", default="100,200,400,600,800,1200,1600,2400,3200", help="offered rates to step through")
     parser.add_argument("--step-seconds", type=int, default=20)
     parser.add_argument("--only", choices=["availability"], help="run one part and rewrite only its section of docs/benchmarks.md")
     args = parser.parse_args()
@@ -535,9 +624,11 @@ def main():
     log("Kafka ceiling (ProducerPerformance / ConsumerPerformance)")
     kafka = kafka_ceiling(e, 20_000 if args.short else 300_000, 260, partitions)
     log(f"  produce {kafka['produce_records_per_s']:.0f}/s, consume {kafka['consume_records_per_s']:.0f}/s")
-    log("PostgreSQL ceiling (the processor's decision transaction)")
-    postgres = postgres_ceiling(e, partitions, 3 if args.short else 20)
-    log(f"  {postgres['decisions_per_s']:.0f} decisions/s")
+    batch_max = int(e.get("CITAFLOW__PROCESSOR__BATCH_MAX", "64"))
+    log(f"PostgreSQL ceilings (the processor's decision transactions: 1 and {batch_max} per transaction; raw inserts)")
+    postgres = postgres_ceiling(e, partitions, 3 if args.short else 15, batch_max)
+    log(f"  one per transaction {postgres['single']['per_s']:.0f}/s, batched {postgres['batched']['per_s']:.0f}/s, "
+        f"table limit {postgres['raw']['per_s']:.0f} rows/s")
 
     # Warm up (connections, caches, the JVMs' JIT) with steps that are not recorded: Kafka's
     # broker needs tens of seconds of traffic before its produce latency settles (measured:
@@ -550,9 +641,13 @@ def main():
     for rate in rates:
         settle(e, limit=15 if args.short else 180)
         log(f"Citaflow at {rate}/s for {step_seconds}s")
+        batches0 = processor_batches(e)
+        counting = not args.short and pg_statements_reset(e)
         with Cost(components) as cost, Sampler(services) as sampler:
             report = load_step(e, rate, step_seconds, max(64, rate // 2))
         step = summarize_step(rate, report, sampler.result)
+        step["mean_batch"] = mean_batch(batches0, processor_batches(e))
+        step["pg_statements"] = pg_statements_top(e, report["decided"]) if counting else None
         step["cpu_ms_per_booking"] = cost.per_booking_ms(report["decided"])
         steps.append(step)
         log(f"  achieved {fmt(step['achieved_rate'])}/s, HTTP p99 {fmt(step['http_p99_ms'])} ms, "
@@ -574,9 +669,11 @@ def main():
         half_rate = max(1, round(half))
         settle(e, limit=15 if args.short else 180)
         log(f"Citaflow at half the sustained rate, {half_rate}/s for {step_seconds}s")
+        batches0 = processor_batches(e)
         with Cost(components) as cost, Sampler(services) as sampler:
             report = load_step(e, half_rate, step_seconds, max(64, half_rate // 2))
         half_step = summarize_step(half_rate, report, sampler.result)
+        half_step["mean_batch"] = mean_batch(batches0, processor_batches(e))
         half_step["cpu_ms_per_booking"] = cost.per_booking_ms(report["decided"])
         log(f"  HTTP p99 {fmt(half_step['http_p99_ms'])} ms, final p99 {fmt(half_step['final_p99_ms'])} ms, "
             f"errors {half_step['errors']}")
@@ -597,7 +694,10 @@ def main():
         "idle_rss_mb": idle,
         "ratios": {
             "sustained_decided_per_s": sustained,
-            "of_postgres": sustained / postgres["decisions_per_s"] if postgres["decisions_per_s"] else 0,
+            "of_postgres": sustained / postgres["batched"]["per_s"] if postgres["batched"]["per_s"] else 0,
+            "of_postgres_single": sustained / postgres["single"]["per_s"] if postgres["single"]["per_s"] else 0,
+            "of_table_limit": sustained / postgres["raw"]["per_s"] if postgres["raw"]["per_s"] else 0,
+            "top_step": best,
             "of_kafka_produce": sustained / kafka["produce_records_per_s"] if kafka["produce_records_per_s"] else 0,
             "half_rate": half,
             "half_step": half_step["offered_rate"] if half_step else None,

@@ -39,6 +39,9 @@ shared_buffers = 128MB
 log_line_prefix = '%m [%p] %q%u@%d '
 log_timezone = 'UTC'
 timezone = 'UTC'
+# ./dev bench reads where the database's time goes (the extension is created by the bench)
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.max = 1000
 CONF
 [[ $EUID -eq 0 ]] && chown "$PG_USER" "$PG_DATA/citaflow-dev.conf"
 say "postgres: starting on 127.0.0.1:$PG_PORT"

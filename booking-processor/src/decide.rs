@@ -297,11 +297,10 @@ async fn record(
              INSERT INTO booking_events (event_id, command_id, booking_id, kind, payload,
                                          occurred_at, actor_id, actor_role)
              SELECT e.event_id, e.command_id, e.booking_id, e.kind, e.payload, $7, e.actor_id,
-                    u.role::text
+                    (SELECT role FROM users WHERE id = e.actor_id)
                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[],
                            $6::uuid[]) WITH ORDINALITY
                     AS e(event_id, command_id, booking_id, kind, payload, actor_id, n)
-               LEFT JOIN users u ON u.id = e.actor_id
               ORDER BY e.n
              ON CONFLICT (event_id) DO NOTHING),
          processed AS (
@@ -586,33 +585,37 @@ async fn decide_creates(
 ) -> Result<Vec<Vec<Draft>>, ProcessError> {
     let column = |f: fn(&Create) -> Uuid| run.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
     let rows = sqlx::query(
-        "SELECT d.active AS doctor_active, c.active AS center_active, c.timezone,
-                p.status AS patient_status,
+        // Scalar subqueries, not joins: each is an index lookup whatever the planner guesses
+        // of the arrays' length (a prepared statement's generic plan guesses 100 rows, and
+        // would hash whole tables).
+        "SELECT (SELECT active FROM doctors WHERE id = r.doctor) AS doctor_active,
+                (SELECT active FROM centers WHERE id = r.center) AS center_active,
+                (SELECT timezone FROM centers WHERE id = r.center) AS timezone,
+                (SELECT status FROM patients WHERE id = r.patient) AS patient_status,
                 EXISTS (SELECT 1 FROM working_hours w WHERE w.doctor_id = r.doctor) AS on_agenda,
-                s.active AS service_active,
+                (SELECT active FROM services WHERE id = r.service) AS service_active,
                 EXISTS (SELECT 1 FROM doctor_services ds
                          WHERE ds.doctor_id = r.doctor AND ds.service_id = r.service)
                     AS service_offered,
-                coalesce(s.buffer_before_minutes, 0)::int8 AS buffer_before,
-                coalesce(s.buffer_after_minutes, 0)::int8 AS buffer_after,
+                b.before AS buffer_before, b.after AS buffer_after,
                 EXISTS (SELECT 1 FROM appointments a
                          WHERE a.doctor_id = r.doctor AND a.status = 'confirmed'
                            AND a.id <> r.booking
                            AND tstzrange(coalesce(a.occupied_from, a.starts_at),
                                          coalesce(a.occupied_until, a.ends_at), '[)')
-                            && tstzrange(r.starts - make_interval(mins => coalesce(s.buffer_before_minutes, 0)),
-                                         r.ends + make_interval(mins => coalesce(s.buffer_after_minutes, 0)),
-                                         '[)')) AS taken,
+                            && tstzrange(r.starts - make_interval(mins => b.before::int),
+                                         r.ends + make_interval(mins => b.after::int), '[)'))
+                    AS taken,
                 (SELECT x.status = 'pending'
                         OR (x.status = 'rejected' AND x.reason_code = 'retries_exhausted')
                    FROM appointments x WHERE x.id = r.booking) AS open
            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
                        $6::timestamptz[], $7::timestamptz[]) WITH ORDINALITY
-                AS r(doctor, center, patient, booking, service, starts, ends, n)
-           LEFT JOIN doctors d ON d.id = r.doctor
-           LEFT JOIN centers c ON c.id = r.center
-           LEFT JOIN patients p ON p.id = r.patient
-           LEFT JOIN services s ON s.id = r.service
+                AS r(doctor, center, patient, booking, service, starts, ends, n),
+                LATERAL (SELECT coalesce((SELECT buffer_before_minutes FROM services
+                                           WHERE id = r.service), 0)::int8 AS before,
+                                coalesce((SELECT buffer_after_minutes FROM services
+                                           WHERE id = r.service), 0)::int8 AS after) AS b
           ORDER BY r.n",
     )
     .bind(column(|c| c.doctor_id))
@@ -620,7 +623,11 @@ async fn decide_creates(
     .bind(column(|c| c.patient_id))
     .bind(column(|c| c.booking_id))
     .bind(run.iter().map(|(_, c)| c.service_id).collect::<Vec<_>>())
-    .bind(run.iter().map(|(_, c)| c.slot.starts_at).collect::<Vec<_>>())
+    .bind(
+        run.iter()
+            .map(|(_, c)| c.slot.starts_at)
+            .collect::<Vec<_>>(),
+    )
     .bind(run.iter().map(|(_, c)| c.slot.ends_at).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;

@@ -57,10 +57,11 @@ pub async fn schedule_many(
     let done = sqlx::query(
         "INSERT INTO reminders (booking_id, offset_minutes, starts_at, due_at)
          SELECT DISTINCT b.id, o, b.starts_at, b.starts_at - make_interval(mins => o)
-           FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) AS b(id, starts_at, center_id)
-           JOIN centers c ON c.id = b.center_id,
-                unnest(COALESCE(c.reminder_offsets_minutes, $4::int[])) AS o
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) AS b(id, starts_at, center_id),
+                unnest(COALESCE((SELECT reminder_offsets_minutes FROM centers
+                                  WHERE id = b.center_id), $4::int[])) AS o
           WHERE b.starts_at - make_interval(mins => o) > $5
+            AND EXISTS (SELECT 1 FROM centers WHERE id = b.center_id)
          ON CONFLICT (booking_id, offset_minutes) DO NOTHING",
     )
     .bind(&ids)

@@ -275,6 +275,10 @@ cmd_up() {
             done
             kill -0 "$pid" 2>/dev/null && die "$c (PID $pid) did not stop within $((STOP_TIMEOUT + 5)) s"
             pc process start "$c" >/dev/null || die "process-compose could not start $c"
+            # Ready before the next one restarts: a service started while what it depends on
+            # is still coming back is skipped by process-compose (notifier-sms behind sms-sink).
+            sleep 1.5
+            wait_for "$c"
           fi
         else
           check_ports_free "$c"

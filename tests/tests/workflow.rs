@@ -29,6 +29,18 @@ fn header(message: &rdkafka::message::OwnedMessage, key: &str) -> Option<String>
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// The records of `topic` (see [`read_all`]), read off the async runtime's threads.
+async fn read_topic(
+    topic: &str,
+    at_least: usize,
+    within: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || read_all(&topic, at_least, within))
+        .await
+        .unwrap()
+}
+
 async fn booking_id(response: reqwest::Response) -> String {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -131,11 +143,12 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
         assert_eq!(b["status"], "confirmed");
     }
     // It reached the second delay topic, with its provenance.
-    let retry_topic = app.settings.topics.retry_topics()[1].clone();
-    let retried =
-        tokio::task::spawn_blocking(move || read_all(&retry_topic, 1, Duration::from_secs(15)))
-            .await
-            .unwrap();
+    let retried = read_topic(
+        &app.settings.topics.retry_topics()[1],
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
     assert_eq!(retried.len(), 1);
     assert_eq!(
         header(&retried[0], "citaflow-attempt").as_deref(),
@@ -162,11 +175,12 @@ async fn other_doctors_go_on_while_one_waits_in_a_retry_topic_and_its_order_hold
         .await
         .unwrap();
     assert_eq!(pending["status"], "pending");
-    let retried_records = app.settings.topics.retry_topics()[0].clone();
-    let delayed =
-        tokio::task::spawn_blocking(move || read_all(&retried_records, 1, Duration::from_secs(5)))
-            .await
-            .unwrap();
+    let delayed = read_topic(
+        &app.settings.topics.retry_topics()[0],
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(
         delayed.len(),
         1,
@@ -205,11 +219,12 @@ async fn a_restarted_processor_keeps_a_doctor_behind_its_command_in_a_delay_topi
     let lock = hold_doctor_lock(&app, slow.doctor).await;
     let first = booking_id(app.book(&slow, start, 30).await).await;
     // It waits in the second delay topic (30 s) when the processor dies.
-    let retry_topic = app.settings.topics.retry_topics()[1].clone();
-    let retried =
-        tokio::task::spawn_blocking(move || read_all(&retry_topic, 1, Duration::from_secs(20)))
-            .await
-            .unwrap();
+    let retried = read_topic(
+        &app.settings.topics.retry_topics()[1],
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(
         retried.len(),
         1,
@@ -329,10 +344,7 @@ async fn past_the_last_attempt_commands_are_dead_lettered_rejected_and_can_be_re
     }))
     .await;
 
-    let dlq = app.settings.topics.dlq.clone();
-    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 3, Duration::from_secs(30)))
-        .await
-        .unwrap();
+    let dead = read_topic(&app.settings.topics.dlq, 3, Duration::from_secs(30)).await;
     assert_eq!(dead.len(), 3, "every command reached the dead-letter topic");
     for record in &dead {
         assert_eq!(
@@ -457,11 +469,7 @@ async fn a_processor_killed_mid_burst_still_decides_each_request_exactly_once() 
 
     // Every booking has exactly one outcome event on the topic (a redelivered decision is
     // re-published with the same event id, which consumers de-duplicate).
-    let topic = app.settings.topics.events.clone();
-    let events =
-        tokio::task::spawn_blocking(move || read_all(&topic, total, Duration::from_secs(60)))
-            .await
-            .unwrap();
+    let events = read_topic(&app.settings.topics.events, total, Duration::from_secs(60)).await;
     let mut by_booking: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
     for event in app.decode_events(&events).await {
         by_booking
@@ -523,10 +531,7 @@ async fn malformed_records_are_dead_lettered_without_stopping_the_partition() {
     }
     Batches::in_process(&app).assert_formed();
 
-    let dlq = app.settings.topics.dlq.clone();
-    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 2, Duration::from_secs(15)))
-        .await
-        .unwrap();
+    let dead = read_topic(&app.settings.topics.dlq, 2, Duration::from_secs(15)).await;
     assert_eq!(dead.len(), 2);
     let errors: Vec<String> = dead
         .iter()
@@ -922,10 +927,7 @@ async fn a_batch_gives_each_command_its_own_outcome_in_order() {
     assert_eq!(outcomes[0].2, outcomes[2].2, "{outcomes:?}");
     assert!(outcomes[3].2 > outcomes[0].2, "{outcomes:?}");
 
-    let dlq = app.settings.topics.dlq.clone();
-    let dead = tokio::task::spawn_blocking(move || read_all(&dlq, 1, Duration::from_secs(15)))
-        .await
-        .unwrap();
+    let dead = read_topic(&app.settings.topics.dlq, 1, Duration::from_secs(15)).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         header(&dead[0], "citaflow-reason").as_deref(),
@@ -934,10 +936,7 @@ async fn a_batch_gives_each_command_its_own_outcome_in_order() {
     assert_eq!(dead[0].partition(), partition);
 
     // The events follow the commands' order on the doctors' shared partition.
-    let topic = app.settings.topics.events.clone();
-    let records = tokio::task::spawn_blocking(move || read_all(&topic, 4, Duration::from_secs(15)))
-        .await
-        .unwrap();
+    let records = read_topic(&app.settings.topics.events, 4, Duration::from_secs(15)).await;
     assert!(records.iter().all(|r| r.partition() == partition));
     let order: Vec<String> = app
         .decode_events(&records)

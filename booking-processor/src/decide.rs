@@ -168,11 +168,11 @@ pub async fn decide_batch(
             creates.push(i);
             continue;
         }
-        decide_run(&mut tx, rules, commands, &mut creates, &mut outcomes, now).await?;
+        decide_gathered(&mut tx, rules, commands, &mut creates, &mut outcomes, now).await?;
         let drafts = decide_one(&mut tx, rules, command, now, Guard::Batch).await?;
         outcomes.push(Some(into_events(command, drafts, now)));
     }
-    decide_run(&mut tx, rules, commands, &mut creates, &mut outcomes, now).await?;
+    decide_gathered(&mut tx, rules, commands, &mut creates, &mut outcomes, now).await?;
     let decided: Vec<(&Command, &[BookingEvent])> = commands
         .iter()
         .zip(&outcomes)
@@ -194,7 +194,7 @@ pub async fn decide_batch(
 
 /// Decides the creates gathered in `creates` (indexes into `commands`) and fills in their
 /// events; leaves `creates` empty.
-async fn decide_run(
+async fn decide_gathered(
     conn: &mut PgConnection,
     rules: Rules,
     commands: &[Command],
@@ -572,18 +572,18 @@ impl Lookup {
     }
 }
 
-/// Decides a run of creates of one batch together, in few statements: one reads the facts of
-/// every rule for all of them, one loads the agendas of their doctors that have one, one
-/// writes every outcome and one schedules the reminders of the confirmed. A collision inside
-/// the run is found in memory: a create is `slot_taken` when an earlier confirmation of the
-/// run occupies its time. Answers each create's drafts, in order.
-async fn decide_creates(
+/// The rules' verdicts on creates, in order, in few statements: one reads the facts of every
+/// rule for all of them, one loads the agendas of their doctors that have one. A create is
+/// `slot_taken` too when an earlier confirmation among them (of a booking still open) occupies
+/// its time. Each verdict says whether its booking is still open to a decision (not decided by
+/// something else meanwhile), and the time a confirmation occupies or the rejection.
+async fn check_creates(
     conn: &mut PgConnection,
     rules: Rules,
-    run: &[(&Command, &Create)],
+    creates: &[&Create],
     now: DateTime<Utc>,
-) -> Result<Vec<Vec<Draft>>, ProcessError> {
-    let column = |f: fn(&Create) -> Uuid| run.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+) -> Result<Vec<(bool, Result<Buffers, Rejection>)>, ProcessError> {
+    let column = |f: fn(&Create) -> Uuid| creates.iter().map(|c| f(c)).collect::<Vec<_>>();
     let rows = sqlx::query(
         // Scalar subqueries, not joins: each is an index lookup whatever the planner guesses
         // of the arrays' length (a prepared statement's generic plan guesses 100 rows, and
@@ -622,34 +622,26 @@ async fn decide_creates(
     .bind(column(|c| c.center_id))
     .bind(column(|c| c.patient_id))
     .bind(column(|c| c.booking_id))
-    .bind(run.iter().map(|(_, c)| c.service_id).collect::<Vec<_>>())
-    .bind(
-        run.iter()
-            .map(|(_, c)| c.slot.starts_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(run.iter().map(|(_, c)| c.slot.ends_at).collect::<Vec<_>>())
+    .bind(creates.iter().map(|c| c.service_id).collect::<Vec<_>>())
+    .bind(creates.iter().map(|c| c.slot.starts_at).collect::<Vec<_>>())
+    .bind(creates.iter().map(|c| c.slot.ends_at).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    let mut lookups = Vec::with_capacity(run.len());
-    for (row, (_, create)) in rows.iter().zip(run) {
-        // A booking decided by something else already (e.g. cancelled while its command
-        // waited): nothing new happens to it.
+    let mut lookups = Vec::with_capacity(creates.len());
+    for (row, create) in rows.iter().zip(creates) {
+        // Not open: decided by something else already (e.g. cancelled while its command
+        // waited); no row yet is open.
         let open: Option<bool> = row.try_get("open")?;
-        lookups.push(
-            (open != Some(false))
-                .then(|| Lookup::read(row, create))
-                .transpose()?,
-        );
+        lookups.push((open != Some(false), Lookup::read(row, create)?));
     }
 
     // The agendas of the doctors that have one, around every visit of the run.
     let mut on_agenda = Vec::new();
     let (mut from, mut to) = (None::<chrono::NaiveDate>, None::<chrono::NaiveDate>);
-    for (lookup, (_, create)) in lookups.iter().zip(run) {
-        let Some(lookup) = lookup.as_ref().filter(|l| l.on_agenda) else {
+    for ((_, lookup), create) in lookups.iter().zip(creates) {
+        if !lookup.on_agenda {
             continue;
-        };
+        }
         on_agenda.push(create.doctor_id);
         let first =
             agenda::local_date(lookup.tz, create.slot.starts_at) - chrono::Duration::days(1);
@@ -664,14 +656,11 @@ async fn decide_creates(
         _ => HashMap::new(),
     };
 
-    // The verdicts, in order; confirmations of the run occupy their time for those after.
+    // The verdicts, in order; confirmations of open bookings occupy their time for those
+    // after.
     let mut occupied: HashMap<Uuid, Vec<Span>> = HashMap::new();
-    let mut verdicts: Vec<Option<Result<Buffers, Rejection>>> = Vec::with_capacity(run.len());
-    for (lookup, (_, create)) in lookups.iter().zip(run) {
-        let Some(lookup) = lookup else {
-            verdicts.push(None);
-            continue;
-        };
+    let mut verdicts = Vec::with_capacity(creates.len());
+    for ((open, lookup), create) in lookups.iter().zip(creates) {
         let span = lookup.buffers.occupied(&create.slot);
         let taken_here = occupied
             .get(&create.doctor_id)
@@ -687,13 +676,34 @@ async fn decide_creates(
             .or_else(|| agenda_rejection(agenda_verdict()))
             .or_else(|| (lookup.facts.taken || taken_here).then(slot_taken));
         match rejection {
-            Some(rejection) => verdicts.push(Some(Err(rejection))),
+            Some(rejection) => verdicts.push((*open, Err(rejection))),
             None => {
-                occupied.entry(create.doctor_id).or_default().push(span);
-                verdicts.push(Some(Ok(lookup.buffers)));
+                if *open {
+                    occupied.entry(create.doctor_id).or_default().push(span);
+                }
+                verdicts.push((*open, Ok(lookup.buffers)));
             }
         }
     }
+    Ok(verdicts)
+}
+
+/// Decides a run of creates of one batch together: their verdicts ([`check_creates`]), then
+/// one statement writes every outcome and one schedules the reminders of the confirmed.
+/// Answers each create's drafts, in order (none for a booking no longer open).
+async fn decide_creates(
+    conn: &mut PgConnection,
+    rules: Rules,
+    run: &[(&Command, &Create)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<Draft>>, ProcessError> {
+    let creates: Vec<&Create> = run.iter().map(|(_, c)| *c).collect();
+    let verdicts: Vec<Option<Result<Buffers, Rejection>>> =
+        check_creates(conn, rules, &creates, now)
+            .await?
+            .into_iter()
+            .map(|(open, outcome)| open.then_some(outcome))
+            .collect();
 
     let mut decisions = Vec::with_capacity(run.len());
     let mut confirmed = Vec::new();
@@ -749,72 +759,19 @@ async fn decide_creates(
 }
 
 /// The rules every new appointment must pass, checked against the database in the deciding
-/// transaction: the directory and the service in one round trip, then (for a doctor on the
-/// agenda) their hours and exceptions around the visit. Answers the buffers a confirmation
-/// occupies.
+/// transaction (see [`check_creates`]). Answers the buffers a confirmation occupies.
 async fn check_rules(
     conn: &mut PgConnection,
     rules: Rules,
     create: &Create,
     now: DateTime<Utc>,
 ) -> Result<(Option<Rejection>, Buffers), ProcessError> {
-    let row = sqlx::query(
-        "WITH s AS (SELECT active, buffer_before_minutes, buffer_after_minutes,
-                           EXISTS (SELECT 1 FROM doctor_services
-                                    WHERE doctor_id = $1 AND service_id = $7) AS offered
-                      FROM services WHERE id = $7)
-         SELECT (SELECT active FROM doctors WHERE id = $1) AS doctor_active,
-                (SELECT active FROM centers WHERE id = $2) AS center_active,
-                (SELECT timezone FROM centers WHERE id = $2) AS timezone,
-                (SELECT status FROM patients WHERE id = $3) AS patient_status,
-                EXISTS (SELECT 1 FROM working_hours WHERE doctor_id = $1) AS on_agenda,
-                (SELECT active FROM s) AS service_active,
-                (SELECT offered FROM s) AS service_offered,
-                coalesce((SELECT buffer_before_minutes FROM s), 0)::int8 AS buffer_before,
-                coalesce((SELECT buffer_after_minutes FROM s), 0)::int8 AS buffer_after,
-                EXISTS (SELECT 1 FROM appointments
-                         WHERE doctor_id = $1 AND status = 'confirmed' AND id <> $4
-                           AND tstzrange(coalesce(occupied_from, starts_at),
-                                         coalesce(occupied_until, ends_at), '[)')
-                            && tstzrange($5 - make_interval(mins => coalesce((SELECT buffer_before_minutes FROM s), 0)),
-                                         $6 + make_interval(mins => coalesce((SELECT buffer_after_minutes FROM s), 0)),
-                                         '[)')) AS taken",
-    )
-    .bind(create.doctor_id)
-    .bind(create.center_id)
-    .bind(create.patient_id)
-    .bind(create.booking_id)
-    .bind(create.slot.starts_at)
-    .bind(create.slot.ends_at)
-    .bind(create.service_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let Lookup {
-        facts,
-        buffers,
-        tz,
-        on_agenda,
-    } = Lookup::read(&row, create)?;
-    if let Some(rejection) = judge(rules, create, now, &facts) {
-        return Ok((Some(rejection), buffers));
-    }
-    let visit = agenda::Interval::new(create.slot.starts_at, create.slot.ends_at);
-    let from = agenda::local_date(tz, visit.start) - chrono::Duration::days(1);
-    let to = agenda::local_date(tz, visit.end) + chrono::Duration::days(1);
-    // A doctor not on the agenda costs no more round trips.
-    let verdict = if on_agenda {
-        agenda::load(&mut *conn, &[create.doctor_id], from, to)
-            .await?
-            .get(&create.doctor_id)
-            .map(|a| a.check(create.center_id, tz, visit))
-            .unwrap_or(agenda::Verdict::NoAgenda)
-    } else {
-        agenda::Verdict::NoAgenda
-    };
-    Ok((
-        agenda_rejection(verdict).or(facts.taken.then(slot_taken)),
-        buffers,
-    ))
+    let verdict = check_creates(conn, rules, &[create], now).await?.pop();
+    Ok(match verdict.map(|(_, outcome)| outcome) {
+        Some(Ok(buffers)) => (None, buffers),
+        Some(Err(rejection)) => (Some(rejection), Buffers::default()),
+        None => unreachable!("one verdict per create"),
+    })
 }
 
 /// The agenda's verdict as a final rejection, if it is one.

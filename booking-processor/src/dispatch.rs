@@ -165,17 +165,25 @@ pub trait PartitionHandler: Send + Sync + 'static {
         messages: Vec<OwnedMessage>,
         stop: &CancellationToken,
     ) -> impl std::future::Future<Output = usize> + Send {
-        async move {
-            let mut done = 0;
-            for message in messages {
-                if !self.handle(message, stop).await {
-                    break;
-                }
-                done += 1;
-            }
-            done
-        }
+        handle_each(self, messages, stop)
     }
+}
+
+/// Handles `messages` one at a time with [`PartitionHandler::handle`], in order, until one is
+/// not done. Answers how many are done.
+pub async fn handle_each<H: PartitionHandler + ?Sized>(
+    handler: &H,
+    messages: impl IntoIterator<Item = OwnedMessage>,
+    stop: &CancellationToken,
+) -> usize {
+    let mut done = 0;
+    for message in messages {
+        if !handler.handle(message, stop).await {
+            break;
+        }
+        done += 1;
+    }
+    done
 }
 
 /// Runs the polling loop on the current (dedicated) thread until `shutdown`, then drains.

@@ -41,7 +41,7 @@ use uuid::Uuid;
 use crate::{
     command::Command,
     decide::{self, Rules},
-    dispatch::PartitionHandler,
+    dispatch::{self, PartitionHandler},
     error::ProcessError,
     parking::Recovery,
     retry::{self, Next, Provenance, Role, Topology, header},
@@ -290,14 +290,7 @@ impl Handler {
                 );
             }
         }
-        let mut done = 0;
-        for message in messages {
-            if !self.handle(message.clone(), stop).await {
-                break;
-            }
-            done += 1;
-        }
-        done
+        dispatch::handle_each(self, messages.iter().cloned(), stop).await
     }
 
     async fn decide_and_publish_batch(&self, commands: &[Command]) -> Result<(), ProcessError> {

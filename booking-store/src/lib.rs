@@ -25,7 +25,8 @@
 //!   booking is no longer active ([`Existing::is_active`]): it cannot be cancelled or moved.
 //! - A confirmation writes its reminders and a cancel or move drops them, in the same
 //!   transaction ([`reminders`]).
-//! - Every decision sends [`notify_decided`] in its transaction; API requests waiting for the
+//! - Every decision sends a notice on [`DECIDED_CHANNEL`] in its transaction (the processor's
+//!   statement that records its events); API requests waiting for the
 //!   outcome (`Prefer: wait`) listen on [`DECIDED_CHANNEL`]. The notice is delivered on commit.
 
 pub mod reminders;
@@ -416,17 +417,6 @@ pub async fn mark_cancelled(
     .bind(message)
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Announces that `booking_id` was decided, to whoever listens on [`DECIDED_CHANNEL`]; the
-/// notice is delivered when the surrounding transaction commits.
-pub async fn notify_decided(conn: &mut PgConnection, booking_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(DECIDED_CHANNEL)
-        .bind(booking_id.to_string())
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
